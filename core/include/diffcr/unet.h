@@ -106,6 +106,8 @@ void dc_unet_macs(const dc_unet_config *cfg, int B, int H, int W, double *cond_m
  * Load weights named with DiffCR keys (an optional "denoise_fn." prefix is accepted). Every tensor of
  * the table must be present with the right shape and dtype F32; extra tensors are ignored. */
 int dc_unet_load_params(dc_unet *net, const char *path, dc_error *err);
+/* The network config recorded in a weights file's metadata ("diffcr.unet", a JSON unet object). */
+int dc_unet_config_from_weights(dc_unet_config *cfg, const char *path, dc_error *err);
 
 #ifdef __cplusplus
 }
