@@ -21,11 +21,15 @@
 static const char *USAGE =
     "usage: diffcr-net --weights W.safetensors --input I.safetensors --output O.safetensors\n"
     "                  [--grad G.safetensors] [--config CONFIG.json] [--threads N] [--device auto|cpu|ref]\n"
+    "       diffcr-net init --config CONFIG.json --output W.safetensors [--seed S]\n"
     "\n"
     "Runs one DiffCR network forward on tensor x [B,(dates+1)*C,H,W] (NCHW) with time input gamma [B]\n"
     "and writes tensor out [B,C,H,W]. With --grad, runs backward from tensor dout in G and also writes\n"
     "grad.<name> for every parameter. The network config comes from the weights' diffcr.unet metadata\n"
-    "unless --config (a DiffCR JSON config or its unet object) is given.\n";
+    "unless --config (a DiffCR JSON config or its unet object) is given.\n"
+    "\n"
+    "init writes freshly initialised weights (DiffCR's kaiming init, seeded) with the config recorded\n"
+    "in the file's metadata.\n";
 
 typedef struct net_args {
     const char *weights, *input, *output, *grad, *config, *device;
@@ -221,8 +225,63 @@ done:
     return rc;
 }
 
+/* diffcr-net init: DiffCR-initialised weights for a config, with the config in the metadata. */
+static int run_init(int argc, char **argv, dc_error *err)
+{
+    const char *config = NULL, *output = NULL;
+    unsigned long long seed = 0;
+    for (int i = 2; i < argc; i++) {
+        if (i + 1 >= argc)
+            return dc_fail(err, DC_ERR_ARG, "option %s needs a value (see --help)", argv[i]);
+        if (!strcmp(argv[i], "--config")) config = argv[++i];
+        else if (!strcmp(argv[i], "--output")) output = argv[++i];
+        else if (!strcmp(argv[i], "--seed")) seed = strtoull(argv[++i], NULL, 10);
+        else return dc_fail(err, DC_ERR_ARG, "unknown option '%s' for init (see --help)", argv[i]);
+    }
+    if (!config || !output)
+        return dc_fail(err, DC_ERR_ARG, "init needs --config and --output (see --help)");
+    net_args a = {0};
+    a.config = config;
+    dc_unet_config cfg;
+    int rc = load_config(&cfg, &a, err);
+    if (rc != DC_OK)
+        return rc;
+    dc_param_table tab;
+    if ((rc = dc_param_table_build(&tab, &cfg, err)) != DC_OK)
+        return rc;
+    float *p = malloc(tab.total * sizeof *p);
+    char *json = dc_unet_config_to_json(&cfg);
+    dc_st_writer *w = dc_st_writer_new();
+    if (!p || !json || !w) {
+        rc = dc_fail(err, DC_ERR_NOMEM, "out of memory");
+    } else {
+        dc_unet_init_params(p, &tab, seed);
+        rc = dc_st_writer_meta(w, "diffcr.format", "1", err);
+        if (rc == DC_OK)
+            rc = dc_st_writer_meta(w, "diffcr.unet", json, err);
+        for (int i = 0; i < tab.count && rc == DC_OK; i++) {
+            int64_t shape[4];
+            for (int k = 0; k < tab.views[i].ndim; k++)
+                shape[k] = tab.views[i].shape[k];
+            rc = dc_st_writer_add(w, tab.views[i].name, DC_DTYPE_F32, tab.views[i].ndim, shape, p + tab.views[i].offset, err);
+        }
+        if (rc == DC_OK)
+            rc = dc_st_writer_write(w, output, err);
+    }
+    dc_st_writer_free(w);
+    free(json);
+    free(p);
+    dc_param_table_free(&tab);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc > 1 && !strcmp(argv[1], "init")) {
+        dc_error e;
+        dc_error_clear(&e);
+        return run_init(argc, argv, &e) == DC_OK ? 0 : die(e.msg);
+    }
     net_args a;
     if (!parse_args(&a, argc, argv))
         return 2;
