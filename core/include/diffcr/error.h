@@ -20,7 +20,8 @@ enum {
     DC_ERR_FORMAT = -4,   /* file content malformed (untrusted input) */
     DC_ERR_SHAPE = -5,    /* tensor shape or count does not match */
     DC_ERR_BACKEND = -6,  /* backend library (oneDNN, CUDA) refused */
-    DC_ERR_UNSUPPORTED = -7
+    DC_ERR_UNSUPPORTED = -7,
+    DC_ERR_CANCELLED = -8 /* a progress callback asked to stop */
 };
 
 typedef struct dc_error {
