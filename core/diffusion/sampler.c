@@ -69,6 +69,9 @@ static const char *const x0c_names[] = {"none", "clip", "dynamic"};
 
 int dc_sampler_kind_parse(const char *name, dc_sampler_kind *out, dc_error *err)
 {
+    /* "dpmpp" is the spelling command lines use (no shell-unfriendly '+'). */
+    if (name && (strcmp(name, "dpmpp") == 0 || strcmp(name, "dpm-solver++") == 0))
+        name = "dpm++";
     int v = 0, rc = parse_name("sampler", name, kind_names, 3, &v, err);
     if (rc == DC_OK)
         *out = (dc_sampler_kind)v;

@@ -15,6 +15,7 @@
 
 #include "diffcr/backend.h"
 #include "diffcr/config.h"
+#include "diffcr/model.h"
 #include "diffcr/safetensors.h"
 #include "diffcr/unet.h"
 
@@ -22,6 +23,11 @@ static const char *USAGE =
     "usage: diffcr-net --weights W.safetensors --input I.safetensors --output O.safetensors\n"
     "                  [--grad G.safetensors] [--config CONFIG.json] [--threads N] [--device auto|cpu|ref]\n"
     "       diffcr-net init --config CONFIG.json --output W.safetensors [--seed S]\n"
+    "       diffcr-net sample --weights W --cond C.safetensors --output O.safetensors [--seed S]\n"
+    "                  [--steps 20] [--order 2] [--sampler dpmpp|ddim|ddpm] [--method multistep|singlestep]\n"
+    "                  [--skip time_uniform|logSNR|time_quadratic] [--time-input dpm_tinput|gamma]\n"
+    "                  [--eta 0] [--respacing ddim25] [--no-threshold] [--init-noise N.safetensors]\n"
+    "                  [--tile-id T] [--threads N] [--device auto|cpu|ref]\n"
     "\n"
     "Runs one DiffCR network forward on tensor x [B,(dates+1)*C,H,W] (NCHW) with time input gamma [B]\n"
     "and writes tensor out [B,C,H,W]. With --grad, runs backward from tensor dout in G and also writes\n"
@@ -29,7 +35,11 @@ static const char *USAGE =
     "unless --config (a DiffCR JSON config or its unet object) is given.\n"
     "\n"
     "init writes freshly initialised weights (DiffCR's kaiming init, seeded) with the config recorded\n"
-    "in the file's metadata.\n";
+    "in the file's metadata.\n"
+    "\n"
+    "sample runs a whole diffusion sampling (DiffCR's default: DPM-Solver++ order 2, 20 steps, 21 network\n"
+    "calls) on tensor cond [B,dates*C,H,W] and writes out [B,C,H,W]. The initial noise is tensor noise\n"
+    "[B,C,H,W] from --init-noise, or Philox noise keyed by (seed, tile id).\n";
 
 typedef struct net_args {
     const char *weights, *input, *output, *grad, *config, *device;
@@ -275,8 +285,136 @@ static int run_init(int argc, char **argv, dc_error *err)
     return rc;
 }
 
+
+/* NCHW [B,C,H,W] -> NHWC; also used for the noise tensor. */
+static int read_nchw_as_nhwc(float **out, const dc_safetensors *st, const char *name, const char *path,
+                             int B, int C, int H, int W, dc_error *err)
+{
+    const dc_st_tensor *t = dc_st_find(st, name);
+    if (!t || t->ndim != 4 || t->shape[0] != B || t->shape[1] != C || t->shape[2] != H || t->shape[3] != W)
+        return dc_fail(err, DC_ERR_SHAPE, "%s: needs tensor '%s' [%d,%d,%d,%d]", path, name, B, C, H, W);
+    size_t n = (size_t)B * C * H * W;
+    float *tmp = malloc(n * sizeof *tmp), *res = malloc(n * sizeof *res);
+    int rc = (!tmp || !res) ? dc_fail(err, DC_ERR_NOMEM, "out of memory") : dc_st_read_f32(st, name, tmp, n, err);
+    if (rc == DC_OK)
+        nchw_to_nhwc(res, tmp, B, C, H, W, 0, C);
+    free(tmp);
+    if (rc != DC_OK) {
+        free(res);
+        return rc;
+    }
+    *out = res;
+    return DC_OK;
+}
+
+static int run_sample(int argc, char **argv, dc_error *err)
+{
+    const char *weights = NULL, *condp = NULL, *output = NULL, *noisep = NULL;
+    dc_model_options mo;
+    dc_model_options_default(&mo);
+    unsigned long long seed = 0;
+    unsigned long tile_id = 0;
+    int rc = DC_OK;
+    for (int i = 2; i < argc && rc == DC_OK; i++) {
+        const char *o = argv[i];
+        if (!strcmp(o, "--no-threshold")) {
+            mo.sampler.x0_correction = DC_X0_NONE;
+            continue;
+        }
+        if (i + 1 >= argc)
+            return dc_fail(err, DC_ERR_ARG, "option %s needs a value (see --help)", o);
+        const char *v = argv[++i];
+        char *end = NULL;
+        if (!strcmp(o, "--weights")) weights = v;
+        else if (!strcmp(o, "--cond")) condp = v;
+        else if (!strcmp(o, "--output")) output = v;
+        else if (!strcmp(o, "--init-noise")) noisep = v;
+        else if (!strcmp(o, "--device")) mo.device = v;
+        else if (!strcmp(o, "--seed")) seed = strtoull(v, &end, 10);
+        else if (!strcmp(o, "--tile-id")) tile_id = strtoul(v, &end, 10);
+        else if (!strcmp(o, "--threads")) mo.threads = (int)strtol(v, &end, 10);
+        else if (!strcmp(o, "--steps")) mo.sampler.steps = (int)strtol(v, &end, 10);
+        else if (!strcmp(o, "--order")) mo.sampler.order = (int)strtol(v, &end, 10);
+        else if (!strcmp(o, "--eta")) mo.sampler.eta = strtod(v, &end);
+        else if (!strcmp(o, "--respacing")) mo.sampler.respacing = v;
+        else if (!strcmp(o, "--sampler")) rc = dc_sampler_kind_parse(v, &mo.sampler.kind, err);
+        else if (!strcmp(o, "--method")) rc = dc_dpm_method_parse(v, &mo.sampler.method, err);
+        else if (!strcmp(o, "--skip")) rc = dc_skip_type_parse(v, &mo.sampler.skip, err);
+        else if (!strcmp(o, "--time-input")) {
+            dc_time_input ti;
+            rc = dc_time_input_parse(v, &ti, err);
+            mo.time_input_override = (int)ti;
+        } else
+            return dc_fail(err, DC_ERR_ARG, "unknown option '%s' for sample (see --help)", o);
+        if (end && *end)
+            return dc_fail(err, DC_ERR_ARG, "option %s: '%s' is not a number", o, v);
+    }
+    if (rc != DC_OK)
+        return rc;
+    if (!weights || !condp || !output)
+        return dc_fail(err, DC_ERR_ARG, "sample needs --weights, --cond and --output (see --help)");
+    if (mo.threads < 0 || mo.threads > 1024)
+        return dc_fail(err, DC_ERR_ARG, "--threads must be 1..1024");
+
+    dc_model *m = NULL;
+    dc_safetensors *cst = NULL, *nst = NULL;
+    float *cond = NULL, *noise = NULL, *out = NULL, *out_nchw = NULL;
+    dc_st_writer *w = NULL;
+    if ((rc = dc_model_open(&m, weights, &mo, err)) != DC_OK)
+        return rc;
+    const dc_unet_config *cfg = dc_model_config(m);
+    int ic = cfg->img_channel, nd = cfg->ndates;
+    if ((rc = dc_st_open(&cst, condp, err)) != DC_OK)
+        goto done;
+    const dc_st_tensor *tc = dc_st_find(cst, "cond");
+    if (!tc || tc->ndim != 4 || tc->shape[1] != (int64_t)nd * ic || tc->shape[0] < 1 || tc->shape[2] < 1 ||
+        tc->shape[3] < 1 || tc->shape[0] * tc->shape[2] * tc->shape[3] > ((int64_t)1 << 28)) {
+        rc = dc_fail(err, DC_ERR_SHAPE, "%s: needs tensor 'cond' [B,%d,H,W] for this model", condp, nd * ic);
+        goto done;
+    }
+    int B = (int)tc->shape[0], H = (int)tc->shape[2], W = (int)tc->shape[3];
+    if ((rc = read_nchw_as_nhwc(&cond, cst, "cond", condp, B, nd * ic, H, W, err)) != DC_OK)
+        goto done;
+    if (noisep) {
+        if ((rc = dc_st_open(&nst, noisep, err)) != DC_OK ||
+            (rc = read_nchw_as_nhwc(&noise, nst, "noise", noisep, B, ic, H, W, err)) != DC_OK)
+            goto done;
+    }
+    size_t n = (size_t)B * H * W * ic;
+    out = malloc(n * sizeof *out);
+    out_nchw = malloc(n * sizeof *out_nchw);
+    w = dc_st_writer_new();
+    if (!out || !out_nchw || !w) {
+        rc = dc_fail(err, DC_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    dc_sampler_stats stats = {0, 0};
+    if ((rc = dc_model_sample(m, out, cond, B, H, W, noise, seed, (uint32_t)tile_id, NULL, NULL, &stats, err)) != DC_OK)
+        goto done;
+    nhwc_to_nchw(out_nchw, out, B, ic, H, W);
+    int64_t shape[4] = {B, ic, H, W};
+    char calls[32];
+    snprintf(calls, sizeof calls, "%d", stats.model_calls);
+    if ((rc = dc_st_writer_add(w, "out", DC_DTYPE_F32, 4, shape, out_nchw, err)) == DC_OK &&
+        (rc = dc_st_writer_meta(w, "diffcr.model_calls", calls, err)) == DC_OK &&
+        (rc = dc_st_writer_meta(w, "diffcr.time_input", dc_time_input_name(dc_model_time_input(m)), err)) == DC_OK)
+        rc = dc_st_writer_write(w, output, err);
+done:
+    dc_st_writer_free(w);
+    dc_st_close(cst);
+    dc_st_close(nst);
+    dc_model_close(m);
+    free(cond), free(noise), free(out), free(out_nchw);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc > 1 && !strcmp(argv[1], "sample")) {
+        dc_error e;
+        dc_error_clear(&e);
+        return run_sample(argc, argv, &e) == DC_OK ? 0 : die(e.msg);
+    }
     if (argc > 1 && !strcmp(argv[1], "init")) {
         dc_error e;
         dc_error_clear(&e);

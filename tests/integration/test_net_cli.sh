@@ -47,6 +47,29 @@ assert len(grads) == 170, len(grads)
 assert np.abs(g["grad.intro.weight"]).sum() > 0
 PYEOF
 
+# diffusion sampling: 21 network calls by default, deterministic per seed, sensitive to the seed
+$PY - "$T" "$SRC/tests/reference" <<'PYEOF'
+import sys, numpy as np
+sys.path.insert(0, sys.argv[2]); import st
+st.save(sys.argv[1] + "/cond.safetensors", {"cond": np.random.default_rng(1).uniform(-1, 1, (1, 9, 24, 40)).astype(np.float32)})
+PYEOF
+for s in 7 7b 8; do
+  $NET sample --weights "$T/w.safetensors" --cond "$T/cond.safetensors" --seed "${s%b}" --output "$T/s$s.safetensors" || bad "sample seed $s"
+done
+$PY - "$T" "$SRC/tests/reference" <<'PYEOF' && ok "sample: 21 calls, same seed same bits, other seed differs" || bad "sample determinism"
+import sys, numpy as np
+sys.path.insert(0, sys.argv[2]); import st
+d = sys.argv[1]
+a, ma = st.load(d + "/s7.safetensors"); b, _ = st.load(d + "/s7b.safetensors"); c, _ = st.load(d + "/s8.safetensors")
+assert ma["diffcr.model_calls"] == "21", ma
+assert a["out"].shape == (1, 3, 24, 40)
+assert np.array_equal(a["out"], b["out"]), "same seed, different output"
+assert np.abs(a["out"] - c["out"]).max() > 1e-3, "other seed, same output"
+assert np.abs(a["out"]).max() <= 1.0 + 1e-6, "dynamic thresholding keeps x0 in [-1, 1]"
+PYEOF
+$NET sample --weights "$T/w.safetensors" --cond "$T/cond.safetensors" --steps 5 --order 1 --sampler ddim --output "$T/ddim.safetensors" \
+  && ok "sample: ddim" || bad "sample: ddim"
+
 # expect_error NAME EXPECTED_SUBSTRING ARGS...: non-zero exit, one stderr line containing the
 # substring, and no output file left behind.
 expect_error() {
@@ -88,6 +111,10 @@ expect_error "input without gamma" "needs tensors" $NET --weights "$T/w.safetens
 expect_error "unknown device" "cuda" run --weights "$T/w.safetensors" --device cuda
 expect_error "unknown option" "--bogus" run --weights "$T/w.safetensors" --bogus 1
 expect_error "output in a missing folder" "missing-dir" $NET --weights "$T/w.safetensors" --input "$T/in.safetensors" --output "$T/missing-dir/out.safetensors"
+
+expect_error "sample: unknown sampler" "sampler" $NET sample --weights "$T/w.safetensors" --cond "$T/cond.safetensors" --sampler euler --output "$T/out.safetensors"
+expect_error "sample: order out of range" "order" $NET sample --weights "$T/w.safetensors" --cond "$T/cond.safetensors" --order 5 --output "$T/out.safetensors"
+expect_error "sample: cond with wrong channels" "cond" $NET sample --weights "$T/w.safetensors" --cond "$T/in.safetensors" --output "$T/out.safetensors"
 
 [ $fail -eq 0 ] && echo "test_net_cli: all passed" || echo "test_net_cli: FAILED"
 exit $fail

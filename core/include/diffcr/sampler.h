@@ -38,8 +38,6 @@
 extern "C" {
 #endif
 
-/* Returned when the progress callback asks to stop. (Proposed for error.h; defined here until
- * it is there.) */
 /* DC_ERR_CANCELLED (error.h) is returned when the progress callback asks to stop. */
 
 /* Predict x0 for x_t at time input tin[b] (already converted by the chosen time-input convention).
