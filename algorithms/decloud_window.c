@@ -1,0 +1,186 @@
+/* diffcr — compute one output window from the tiles touching it.
+ *
+ * For each tile row touching the window: read the strip the tile row covers (only the columns of
+ * the touching tile columns), run the model on every tile (K samples: mean, and their standard
+ * deviation when asked), blend into the accumulator, emit the rows no later tile row touches,
+ * shift the accumulator. Memory: one tile height x the touched width. The tile grid does not
+ * depend on the window (diffcr/tile_grid.h), so a window gives the same pixels as a full run. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "decloud_internal.h"
+#include "diffcr/tile_blend.h"
+
+typedef struct window_buffers {
+    float *strip;      /* [T rows][aw][D*B] */
+    uint8_t *strip_ok; /* [T rows][aw] */
+    uint8_t *acc_ok;   /* validity of the accumulator rows [T rows][aw] */
+    float *cond;       /* [T][T][D*B] */
+    float *sample;     /* [T][T][B] */
+    float *tile_out;   /* [T][T][B or 2B]: mean, then std */
+    double *m1, *m2;   /* running sums over samples [T][T][B] */
+    float *row_acc;    /* one emitted row, normalised [w][C] */
+    float *dn, *std;   /* emitted rows [rows][w][B] */
+    uint8_t *ok;       /* emitted rows [rows][w] */
+} window_buffers;
+
+static void free_buffers(window_buffers *b)
+{
+    free(b->strip); free(b->strip_ok); free(b->acc_ok); free(b->cond); free(b->sample);
+    free(b->tile_out); free(b->m1); free(b->m2); free(b->row_acc); free(b->dn); free(b->std);
+    free(b->ok);
+}
+
+/* Gather the padded tile (tx, ty) from the strip: positions outside the raster reflect. */
+static void gather_tile(const dc_pipeline *p, const window_buffers *b, int tx, int ty, int ax0,
+                        int aw, int sy0, float *cond)
+{
+    const dc_tile_grid *g = &p->grid;
+    const int T = g->x.tile, C = p->in->ndates * p->in->nbands;
+    const int sx = dc_tile_axis_start(&g->x, tx), sy = dc_tile_axis_start(&g->y, ty);
+    for (int ky = 0; ky < T; ky++) {
+        int ry = dc_reflect_index(sy + ky, g->y.length) - sy0;
+        for (int kx = 0; kx < T; kx++) {
+            int rx = dc_reflect_index(sx + kx, g->x.length) - ax0;
+            memcpy(cond + ((size_t)ky * T + kx) * C, b->strip + ((size_t)ry * aw + rx) * C,
+                   sizeof(float) * (size_t)C);
+        }
+    }
+}
+
+static int run_tile(const dc_pipeline *p, window_buffers *b, int tx, int ty, dc_error *err)
+{
+    const int T = p->grid.x.tile, B = p->in->nbands, K = p->samples;
+    const size_t n = (size_t)T * T * B;
+    const uint64_t key = dc_tile_key(dc_tile_axis_start(&p->grid.x, tx),
+                                     dc_tile_axis_start(&p->grid.y, ty));
+    float *out = K == 1 && !p->want_std ? b->tile_out : b->sample;
+    if (K > 1 || p->want_std) {
+        memset(b->m1, 0, n * sizeof(double));
+        memset(b->m2, 0, n * sizeof(double));
+    }
+    for (int k = 0; k < K; k++) {
+        int rc = p->model->run_tile(p->model, out, b->cond, T, T, key, k, err);
+        if (rc != DC_OK)
+            return rc;
+        if (out == b->tile_out)
+            return DC_OK;
+        for (size_t i = 0; i < n; i++) {
+            b->m1[i] += out[i];
+            b->m2[i] += (double)out[i] * out[i];
+        }
+    }
+    /* tile_out holds [pixel][mean B | std B] so one accumulator blends both. */
+    const int C = p->want_std ? 2 * B : B;
+    for (size_t px = 0; px < (size_t)T * T; px++) {
+        for (int c = 0; c < B; c++) {
+            double mean = b->m1[px * B + c] / K;
+            double var = b->m2[px * B + c] / K - mean * mean;
+            b->tile_out[px * C + c] = (float)mean;
+            if (p->want_std)
+                b->tile_out[px * C + B + c] = (float)sqrt(var > 0 ? var : 0);
+        }
+    }
+    return DC_OK;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+int dc_decloud_window(const dc_pipeline *p, int x0, int y0, int w, int h, dc_row_sink sink,
+                      void *sink_ctx, GDALProgressFunc progress, void *progress_arg,
+                      dc_error *err)
+{
+    const dc_tile_grid *g = &p->grid;
+    const int T = g->x.tile, D = p->in->ndates, B = p->in->nbands, Cin = D * B;
+    const int C = p->want_std ? 2 * B : B;
+    int tx0, tx1, ty0, ty1;
+    dc_tile_axis_touching(&g->x, x0, x0 + w, &tx0, &tx1);
+    dc_tile_axis_touching(&g->y, y0, y0 + h, &ty0, &ty1);
+    /* Columns read and accumulated: the union of the touching tile columns. */
+    const int ax0 = dc_tile_axis_start(&g->x, tx0);
+    const int aw = dc_tile_axis_start(&g->x, tx1) + dc_tile_axis_extent(&g->x, tx1) - ax0;
+    const int rows = T < g->y.length ? T : g->y.length;
+
+    window_buffers b;
+    memset(&b, 0, sizeof b);
+    dc_blend_acc acc;
+    int rc = dc_blend_init(&acc, ax0, aw, dc_tile_axis_start(&g->y, ty0), rows, C, err);
+    if (rc != DC_OK)
+        return rc;
+    size_t tpix = (size_t)T * T, spix = (size_t)rows * aw, opix = (size_t)rows * w;
+    b.strip = malloc(spix * Cin * sizeof(float));
+    b.strip_ok = malloc(spix);
+    b.acc_ok = calloc(spix, 1);
+    b.cond = malloc(tpix * Cin * sizeof(float));
+    b.sample = malloc(tpix * B * sizeof(float));
+    b.tile_out = malloc(tpix * C * sizeof(float));
+    b.m1 = malloc(tpix * B * sizeof(double));
+    b.m2 = malloc(tpix * B * sizeof(double));
+    b.row_acc = malloc((size_t)w * C * sizeof(float));
+    b.dn = malloc(opix * B * sizeof(float));
+    b.std = p->want_std ? malloc(opix * B * sizeof(float)) : NULL;
+    b.ok = malloc(opix);
+    if (!b.strip || !b.strip_ok || !b.acc_ok || !b.cond || !b.sample || !b.tile_out || !b.m1 ||
+        !b.m2 || !b.row_acc || !b.dn || (p->want_std && !b.std) || !b.ok) {
+        rc = dc_fail(err, DC_ERR_NOMEM, "out of memory for a %d-pixel-wide window", aw);
+        goto done;
+    }
+    const dc_tile_model *m = p->model;
+    int emitted = 0;
+    for (int ty = ty0; ty <= ty1 && rc == DC_OK; ty++) {
+        const int sy = dc_tile_axis_start(&g->y, ty), ey = dc_tile_axis_extent(&g->y, ty);
+        /* acc.y0 == sy here: rows above were emitted (or lie above the window) and shifted. */
+        rc = dc_read_strip(p->in, m, ax0, sy, aw, ey, b.strip, b.strip_ok, err);
+        if (rc != DC_OK)
+            break;
+        memcpy(b.acc_ok, b.strip_ok, (size_t)ey * aw);
+        for (int tx = tx0; tx <= tx1 && rc == DC_OK; tx++) {
+            gather_tile(p, &b, tx, ty, ax0, aw, sy, b.cond);
+            rc = run_tile(p, &b, tx, ty, err);
+            if (rc == DC_OK)
+                dc_blend_add_tile(&acc, g, tx, ty, b.tile_out);
+        }
+        if (rc != DC_OK)
+            break;
+        /* Rows below `final` get no more tiles; emit those inside the window. */
+        int final = ty == ty1 ? y0 + h : dc_tile_axis_final_before(&g->y, ty);
+        int r0 = acc.y0 > y0 ? acc.y0 : y0, r1 = final < y0 + h ? final : y0 + h;
+        for (int y = r0; y < r1; y++) {
+            size_t o = (size_t)(y - r0) * w;
+            dc_blend_read_row(&acc, y - acc.y0, x0, w, b.row_acc);
+            for (int i = 0; i < w; i++) {
+                const float *v = b.row_acc + (size_t)i * C;
+                for (int c = 0; c < B; c++) {
+                    b.dn[(o + i) * B + c] = (float)dc_model_to_dn(v[c], p->out_add_offset[c],
+                                                                  m->scale, m->offset);
+                    if (b.std)
+                        b.std[(o + i) * B + c] = (float)(v[B + c] / m->scale);
+                }
+                b.ok[o + i] = b.acc_ok[(size_t)(y - acc.y0) * aw + (size_t)(x0 + i - ax0)];
+            }
+        }
+        if (r1 > r0) {
+            rc = sink(sink_ctx, x0, r0, w, r1 - r0, b.dn, b.ok, b.std, err);
+            emitted += r1 - r0;
+        }
+        if (rc == DC_OK && p->delay_ms > 0)
+            sleep_ms(p->delay_ms);
+        if (rc == DC_OK && progress && !progress((double)emitted / h, NULL, progress_arg))
+            rc = dc_fail(err, DC_ERR_CANCELLED, "interrupted");
+        if (ty < ty1) {
+            int shift = dc_tile_axis_start(&g->y, ty + 1) - acc.y0;
+            dc_blend_shift(&acc, shift);
+            memmove(b.acc_ok, b.acc_ok + (size_t)shift * aw, (size_t)(rows - shift) * aw);
+        }
+    }
+done:
+    dc_blend_free(&acc);
+    free_buffers(&b);
+    return rc;
+}
