@@ -28,7 +28,7 @@ expect_error no_warp "no-warp" --no-warp d1.tif d2.tif d3_4326.tif out.tif
 expect_error unknown_crs "unknown CRS" --no-warp d1.tif d2.tif nocrs.tif out.tif
 expect_error unknown_crs_warp "unknown CRS" d1.tif d2.tif nocrs.tif out.tif
 expect_error bad_t_srs "unknown CRS" -te 500000 4598000 503000 4600000 -tr 10 10 -t_srs NOTACRS d1.tif d2.tif d3.tif out.tif
-expect_error weights "not yet linked" --weights model.safetensors d1.tif d2.tif d3.tif out.tif
+expect_error weights "model.safetensors: cannot open" --weights model.safetensors d1.tif d2.tif d3.tif out.tif
 expect_error bad_tile "multiple of 16" --tile 100 d1.tif d2.tif d3.tif out.tif
 expect_error bad_format "no such GDAL raster driver" -of NOPE d1.tif d2.tif d3.tif out.tif
 expect_error unknown_option "unknown option" --frobnicate d1.tif d2.tif d3.tif out.tif
