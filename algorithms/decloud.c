@@ -33,7 +33,7 @@ void dc_decloud_options_init(dc_decloud_options *o)
     o->device = "auto";
 }
 
-static int open_model(dc_tile_model **m, const dc_decloud_options *o, dc_error *err)
+int dc_decloud_open_model(dc_tile_model **m, const dc_decloud_options *o, dc_error *err)
 {
     if (o->weights)
         return dc_tile_model_open_weights(m, o->weights, o, err);
@@ -69,6 +69,63 @@ static int reference_grid(dc_raster_grid *g, const dc_inputs *in, const dc_declo
     return dc_grid_from_dataset(g, in->dates[0].src, in->dates[0].path, err);
 }
 
+/* ---- set-up shared with the GDAL plugin ------------------------------------------------------ */
+int dc_decloud_setup_open(dc_decloud_setup *s, const dc_decloud_options *o, dc_tile_model *model,
+                          dc_error *err)
+{
+    memset(s, 0, sizeof *s);
+    if (o->samples < 1)
+        return dc_fail(err, DC_ERR_ARG, "--samples %d: must be >= 1", o->samples);
+    int rc = dc_inputs_open(&s->in, o, model->ndates, model->nbands, err);
+    if (rc == DC_OK)
+        rc = reference_grid(&s->grid, &s->in, o, err);
+    int maybe_invalid = 0;
+    for (int i = 0; rc == DC_OK && i < s->in.ndates; i++) {
+        rc = dc_date_align(&s->in.dates[i], &s->grid, o, err);
+        if (rc == DC_OK) {
+            dc_date_read_validity_info(&s->in.dates[i], s->in.nbands, o);
+            maybe_invalid |= s->in.dates[i].warped || s->in.dates[i].use_mask;
+            for (int b = 0; b < s->in.nbands; b++)
+                maybe_invalid |= s->in.dates[i].has_nodata[b];
+        }
+    }
+    dc_pipeline *p = &s->pipeline;
+    if (rc == DC_OK) {
+        int tile = o->tile > 0 ? o->tile : model->tile;
+        int overlap = o->have_overlap ? o->overlap : tile / 4;
+        rc = dc_tile_grid_init(&p->grid, s->grid.width, s->grid.height, tile, overlap, err);
+    }
+    if (rc != DC_OK) {
+        dc_decloud_setup_close(s);
+        return rc;
+    }
+    p->in = &s->in;
+    p->model = model;
+    p->samples = o->samples;
+    p->want_std = o->uncertainty != NULL;
+    p->delay_ms = o->debug_delay_ms;
+    for (int b = 0; b < s->in.nbands; b++)
+        p->out_add_offset[b] = s->in.dates[0].add_offset[b];
+
+    s->has_nodata = o->have_dstnodata;
+    s->nodata = o->dstnodata;
+    if (!s->has_nodata && s->in.dates[0].has_nodata[0]) {
+        s->has_nodata = 1;
+        s->nodata = s->in.dates[0].nodata[0];
+    } else if (!s->has_nodata && maybe_invalid) {
+        s->has_nodata = 1;
+        s->nodata = 0.0;
+    }
+    return DC_OK;
+}
+
+void dc_decloud_setup_close(dc_decloud_setup *s)
+{
+    dc_grid_free(&s->grid);
+    dc_inputs_close(&s->in);
+    memset(s, 0, sizeof *s);
+}
+
 /* ---- sinks --------------------------------------------------------------------------------- */
 typedef struct output_sink {
     dc_raster_writer *out, *unc;
@@ -88,7 +145,7 @@ static int write_sink(void *ctx, int x, int y, int w, int nrows, const float *dn
     return rc;
 }
 
-static void describe_output(GDALDatasetH ds, const dc_inputs *in, const dc_tile_model *m,
+void dc_decloud_describe_output(GDALDatasetH ds, const dc_inputs *in, const dc_tile_model *m,
                             const dc_decloud_options *o)
 {
     const dc_date *d0 = &in->dates[0];
@@ -162,93 +219,60 @@ int dc_decloud_run(const dc_decloud_options *o, GDALProgressFunc progress, void 
             return rc;
     }
     dc_tile_model *model = NULL;
-    dc_inputs in;
-    memset(&in, 0, sizeof in);
-    dc_raster_grid grid;
-    memset(&grid, 0, sizeof grid);
+    dc_decloud_setup setup;
+    memset(&setup, 0, sizeof setup);
     dc_raster_writer out, unc;
     memset(&out, 0, sizeof out);
     memset(&unc, 0, sizeof unc);
     int have_out = 0, have_unc = 0, keep_tmp = 0;
 
-    int rc = open_model(&model, o, err);
+    int rc = dc_decloud_open_model(&model, o, err);
     if (rc == DC_OK)
-        rc = dc_inputs_open(&in, o, model->ndates, model->nbands, err);
-    if (rc == DC_OK)
-        rc = reference_grid(&grid, &in, o, err);
-    int maybe_invalid = 0;
-    for (int i = 0; rc == DC_OK && i < in.ndates; i++) {
-        rc = dc_date_align(&in.dates[i], &grid, o, err);
-        if (rc == DC_OK) {
-            dc_date_read_validity_info(&in.dates[i], in.nbands, o);
-            maybe_invalid |= in.dates[i].warped || in.dates[i].use_mask;
-            for (int b = 0; b < in.nbands; b++)
-                maybe_invalid |= in.dates[i].has_nodata[b];
-        }
-    }
-    dc_pipeline p;
-    memset(&p, 0, sizeof p);
-    if (rc == DC_OK) {
-        int tile = o->tile > 0 ? o->tile : model->tile;
-        int overlap = o->have_overlap ? o->overlap : tile / 4;
-        rc = dc_tile_grid_init(&p.grid, grid.width, grid.height, tile, overlap, err);
-    }
+        rc = dc_decloud_setup_open(&setup, o, model, err);
     if (rc != DC_OK)
         goto done;
-    p.in = &in;
-    p.model = model;
-    p.samples = o->samples;
-    p.want_std = o->uncertainty != NULL;
-    p.delay_ms = o->debug_delay_ms;
-    for (int b = 0; b < in.nbands; b++)
-        p.out_add_offset[b] = in.dates[0].add_offset[b];
-
-    int has_nodata = o->have_dstnodata;
-    double nodata = o->dstnodata;
-    if (!has_nodata && in.dates[0].has_nodata[0]) {
-        has_nodata = 1;
-        nodata = in.dates[0].nodata[0];
-    } else if (!has_nodata && maybe_invalid) {
-        has_nodata = 1;
-        nodata = 0.0;
-    }
+    const dc_inputs *in = &setup.in;
+    const dc_raster_grid *grid = &setup.grid;
+    dc_pipeline *pp = &setup.pipeline;
+    const int has_nodata = setup.has_nodata;
+    const double nodata = setup.nodata;
 
     int first_row = 0;
     if (o->in_place) {
         char tmp[4096], notice[4200];
         snprintf(tmp, sizeof tmp, "%s.diffcr-tmp", o->in_place);
-        first_row = dc_in_place_resume_rows(tmp, o->run_key, grid.width, grid.height, in.nbands,
+        first_row = dc_in_place_resume_rows(tmp, o->run_key, grid->width, grid->height, in->nbands,
                                             notice, sizeof notice);
         if (notice[0] && o->notice)
             o->notice(notice, o->notice_arg);
         if (first_row > 0)
-            rc = dc_writer_reopen(&out, o->in_place, tmp, in.nbands, in.type, has_nodata, nodata,
+            rc = dc_writer_reopen(&out, o->in_place, tmp, in->nbands, in->type, has_nodata, nodata,
                                   err);
         else
-            rc = dc_writer_create(&out, o->in_place, tmp, "GTiff", o->create_options, &grid,
-                                  in.nbands, in.type, has_nodata, nodata, err);
+            rc = dc_writer_create(&out, o->in_place, tmp, "GTiff", o->create_options, grid,
+                                  in->nbands, in->type, has_nodata, nodata, err);
     } else {
-        rc = dc_writer_create(&out, o->output, NULL, o->format, o->create_options, &grid,
-                              in.nbands, in.type, has_nodata, nodata, err);
+        rc = dc_writer_create(&out, o->output, NULL, o->format, o->create_options, grid,
+                              in->nbands, in->type, has_nodata, nodata, err);
     }
     if (rc != DC_OK)
         goto done;
     have_out = 1;
     if (first_row == 0)
-        describe_output(out.ds, &in, model, o);
+        dc_decloud_describe_output(out.ds, in, model, o);
     if (o->uncertainty) {
-        rc = dc_writer_create(&unc, o->uncertainty, NULL, "GTiff", NULL, &grid, in.nbands,
+        rc = dc_writer_create(&unc, o->uncertainty, NULL, "GTiff", NULL, grid, in->nbands,
                               GDT_Float32, 1, -1.0, err);
         if (rc != DC_OK)
             goto done;
         have_unc = 1;
-        describe_output(unc.ds, &in, model, o);
+        dc_decloud_describe_output(unc.ds, in, model, o);
     }
 
     output_sink sink = {&out, have_unc ? &unc : NULL, o->run_key, o->in_place != NULL,
-                        grid.width};
+                        grid->width};
     int needs_copy = out.copy_path != NULL;
-    rc = run_windows(&p, o, first_row, &sink, progress, progress_arg, needs_copy ? 0.8 : 1.0,
+    rc = run_windows(pp, o, first_row, &sink, progress, progress_arg, needs_copy ? 0.8 : 1.0,
                      err);
     if (rc != DC_OK) {
         /* Keep an interrupted in-place temporary for resuming; anything else goes. */
@@ -277,8 +301,7 @@ done:
         dc_writer_abort(&unc, 0);
     if (have_out)
         dc_writer_abort(&out, keep_tmp);
-    dc_grid_free(&grid);
-    dc_inputs_close(&in);
+    dc_decloud_setup_close(&setup);
     dc_tile_model_destroy(model);
     return rc;
 }

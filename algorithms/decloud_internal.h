@@ -117,6 +117,29 @@ int dc_decloud_window(const dc_pipeline *p, int x0, int y0, int w, int h, dc_row
                       void *sink_ctx, GDALProgressFunc progress, void *progress_arg,
                       dc_error *err);
 
+/* ---- decloud.c: the set-up shared by diffcr-decloud, --vrt and the GDAL plugin ------------- */
+/* The model of `o` (weights, or the mean/blur test models). */
+int dc_decloud_open_model(dc_tile_model **m, const dc_decloud_options *o, dc_error *err);
+
+/* Everything a window computation needs: dates opened and aligned to the reference grid, the
+ * tile grid, and the output nodata rule. pipeline.in points into the struct, so it must not be
+ * copied or moved once open; the model stays the caller's. */
+typedef struct dc_decloud_setup {
+    dc_inputs in;
+    dc_raster_grid grid;
+    dc_pipeline pipeline;
+    int has_nodata;       /* output nodata: --dstnodata, date 1's, or 0 when pixels may be invalid */
+    double nodata;
+} dc_decloud_setup;
+
+int dc_decloud_setup_open(dc_decloud_setup *s, const dc_decloud_options *o, dc_tile_model *model,
+                          dc_error *err);
+void dc_decloud_setup_close(dc_decloud_setup *s);
+/* Band descriptions, colour interpretation, Sentinel-2 offsets and DIFFCR_HISTORY of the output
+ * (works on any dataset handle, a VRT included). */
+void dc_decloud_describe_output(GDALDatasetH ds, const dc_inputs *in, const dc_tile_model *m,
+                                const dc_decloud_options *o);
+
 /* ---- raster_writer.c -------------------------------------------------------------------- */
 typedef struct dc_raster_writer {
     GDALDatasetH ds;

@@ -3,6 +3,11 @@
  *   diffcr-decloud [options] DATE1 DATE2 DATE3 OUT
  *   diffcr-decloud [options] --stack-dates 3 STACK OUT
  *   diffcr-decloud [options] DATE1 DATE2 DATE3 --in-place FILE
+ *   diffcr-decloud [options] DATE1 DATE2 DATE3 --vrt OUT.vrt
+ *
+ * --vrt computes nothing: it writes a VRT whose bands call the `decloud` pixel function of the
+ * GDAL plugin gdal_decloud.so with these options (algorithms/vrt_writer.c), so gdal_translate,
+ * QGIS or any GDAL reader computes the same pixels on demand.
  *
  * This file is only the command line: parsing, signals, progress and the one-line error. The
  * work is dc_decloud_run() (algorithms/decloud.c). Errors print `diffcr-decloud: <what>` and
@@ -19,9 +24,11 @@
 #include <gdal.h>
 
 #include "diffcr/decloud.h"
+#include "diffcr/vrt_writer.h"
 
 static const char *usage_text =
     "usage: diffcr-decloud [options] DATE... OUT | --stack-dates N STACK OUT | DATE... --in-place FILE\n"
+    "       diffcr-decloud [options] DATE... --vrt OUT.vrt   (a VRT using the GDAL plugin gdal_decloud.so)\n"
     "  -b B1,B2,B3          bands per date (default: 13 bands -> 4,3,2; 3 or 4 bands -> 1,2,3)\n"
     "  --stack-dates N      one input holding N dates x bands, date-major\n"
     "  --like FILE | -te XMIN YMIN XMAX YMAX -tr XRES YRES [-t_srs SRS]   reference grid\n"
@@ -161,7 +168,8 @@ int main(int argc, char **argv)
     dc_decloud_options_init(&o);
     const char **pos = calloc((size_t)argc + 1, sizeof *pos);
     char **co = NULL;
-    int npos = 0;
+    int npos = 0, format_given = 0;
+    const char *vrt = NULL;
     if (!pos)
         return die("%s", "out of memory");
 #define NEED(k)                                                                                   \
@@ -240,12 +248,16 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "-of") == 0) {
             NEED(1);
             o.format = argv[++i];
+            format_given = 1;
         } else if (strcmp(a, "-co") == 0) {
             NEED(1);
             co = CSLAddString(co, argv[++i]);
         } else if (strcmp(a, "--in-place") == 0) {
             NEED(1);
             o.in_place = argv[++i];
+        } else if (strcmp(a, "--vrt") == 0) {
+            NEED(1);
+            vrt = argv[++i];
         } else if (strcmp(a, "--uncertainty") == 0) {
             NEED(1);
             o.uncertainty = argv[++i];
@@ -301,7 +313,12 @@ int main(int argc, char **argv)
             pos[npos++] = a;
         }
     }
-    if (!o.in_place) {
+    if (vrt && (o.in_place || o.uncertainty || format_given || co)) {
+        free(pos);
+        CSLDestroy(co);
+        return die("%s", "--vrt cannot be combined with --in-place, --uncertainty, -of or -co");
+    }
+    if (!o.in_place && !vrt) {
         if (npos < 2) {
             free(pos);
             CSLDestroy(co);
@@ -356,7 +373,7 @@ int main(int argc, char **argv)
     progress_state ps = {o.quiet, 0, -1};
     dc_error err;
     dc_error_clear(&err);
-    int rc = dc_decloud_run(&o, progress_cb, &ps, &err);
+    int rc = vrt ? dc_decloud_write_vrt(&o, vrt, &err) : dc_decloud_run(&o, progress_cb, &ps, &err);
     if (rc != DC_OK && ps.shown)
         fputc('\n', stderr); /* end a progress line before the message */
     if (rc == DC_ERR_CANCELLED || (rc != DC_OK && interrupted))
