@@ -10,8 +10,8 @@ PACKAGES=(
   libgdal-dev gdal-bin python3-gdal libproj-dev proj-bin   # raster side
   python3-numpy python3-torch python3-skimage              # PyTorch oracle, metrics reference
   time                                       # max RSS in memory tests
+  qgis python3-qgis xvfb                     # QGIS provider tests (headless) and its screenshot
 )
-[ "${1:-}" = "--with-qgis" ] && PACKAGES+=(qgis python3-qgis xvfb)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
