@@ -14,29 +14,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpu/thread_partials.h"
+
 /* Below this many floats an OpenMP fork/join costs more than the streaming loop it splits. The
  * reduction in residual_backward always runs parallel: it only sees full activations. */
 enum { PARALLEL_MIN = 1 << 15 };
 
-/* Per-thread partial sums share one block, each thread's slice starting on its own 64-byte cache line:
- * slices sharing a line would bounce it between cores on every pixel (false sharing). */
-enum { CACHE_LINE = 64 };
-
-/* Elements per thread slice: at least `elems`, rounded up to whole cache lines. */
-static size_t slice_stride(size_t elems, size_t elem_size)
-{
-    size_t bytes = (elems * elem_size + CACHE_LINE - 1) / CACHE_LINE * CACHE_LINE;
-    return bytes / elem_size;
-}
-
-static void *scratch_alloc(size_t bytes)
-{
-    bytes = (bytes + CACHE_LINE - 1) / CACHE_LINE * CACHE_LINE;
-    void *p = aligned_alloc(CACHE_LINE, bytes ? bytes : CACHE_LINE);
-    if (!p)
-        abort(); /* kilobytes: if they cannot be had the process is lost, and ops.h's ops cannot fail */
-    return p;
-}
 
 /* Separate in-place and out-of-place loops: with out == inp GCC's runtime alias check would see an
  * overlap and fall back to scalar code, while "+=" on one pointer vectorises directly. Both evaluate

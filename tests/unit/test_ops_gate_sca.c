@@ -10,25 +10,6 @@
 #include "diffcr/ops.h"
 #include "testutil.h"
 
-static double max_rel_err(const float *got, const double *want, size_t n)
-{
-    double scale = 1e-3, err = 0.0;
-    for (size_t i = 0; i < n; i++)
-        scale = fmax(scale, fabs(want[i]));
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)got[i] - want[i]);
-        err = (d > err || isnan(d)) ? (isnan(d) ? INFINITY : d) : err;
-    }
-    return err / scale;
-}
-
-static float *alloc_f(size_t n)
-{
-    float *p = malloc((n ? n : 1) * sizeof(float));
-    ck_assert_ptr_nonnull(p);
-    return p;
-}
-
 /* ---------------------------------------------------------------- SimpleGate */
 
 typedef struct {
@@ -48,7 +29,7 @@ START_TEST(test_gate)
 {
     const size_t P = 2 * 5 * 7;
     const int C = 6;
-    gate_case k = {.P = P, .C = C, .inp = alloc_f(P * 2 * C), .out = alloc_f(P * C), .r = alloc_f(P * C)};
+    gate_case k = {.P = P, .C = C, .inp = tu_alloc_floats(P * 2 * C), .out = tu_alloc_floats(P * C), .r = tu_alloc_floats(P * C)};
     tu_fill_uniform(k.inp, P * 2 * C, 1, 2.0f);
     tu_fill_uniform(k.r, P * C, 2, 1.0f);
     double *want = malloc(P * C * sizeof(double));
@@ -56,9 +37,9 @@ START_TEST(test_gate)
         for (int c = 0; c < C; c++)
             want[p * C + c] = (double)k.inp[p * 2 * C + c] * k.inp[p * 2 * C + C + c];
     simplegate_forward(k.out, k.inp, P, C);
-    ck_assert_double_le(max_rel_err(k.out, want, P * C), 1e-6);
+    ck_assert_double_le(tu_max_rel_err(k.out, want, P * C), 1e-6);
 
-    float *dinp = alloc_f(P * 2 * C);
+    float *dinp = tu_alloc_floats(P * 2 * C);
     for (size_t i = 0; i < P * 2 * C; i++)
         dinp[i] = 1e30f;
     simplegate_backward(dinp, k.r, k.inp, P, C);
@@ -79,7 +60,7 @@ START_TEST(test_gate_large)
     /* Big enough for the parallel path: compare with the formula at 1 and 2 threads. */
     const size_t P = 2 * 33 * 31;
     const int C = 32;
-    float *inp = alloc_f(P * 2 * C), *out = alloc_f(P * C), *g = alloc_f(P * C), *dinp = alloc_f(P * 2 * C);
+    float *inp = tu_alloc_floats(P * 2 * C), *out = tu_alloc_floats(P * C), *g = tu_alloc_floats(P * C), *dinp = tu_alloc_floats(P * 2 * C);
     tu_fill_uniform(inp, P * 2 * C, 3, 1.0f);
     tu_fill_uniform(g, P * C, 4, 1.0f);
     for (int threads = 1; threads <= 2; threads++) {
@@ -118,18 +99,18 @@ static sca_case sca_make(int N, size_t HW, int C, uint64_t seed)
     const int h = C / 2;
     const size_t n = (size_t)N * HW * (size_t)C;
     sca_case k = {.N = N, .HW = HW, .C = C};
-    k.x = alloc_f(n);
-    k.r = alloc_f(n);
-    k.out = alloc_f(n);
-    k.w_avg = alloc_f((size_t)h * h);
-    k.w_max = alloc_f((size_t)h * h);
-    k.b_avg = alloc_f((size_t)h);
-    k.b_max = alloc_f((size_t)h);
-    k.pooled = alloc_f((size_t)N * C);
-    k.scale = alloc_f((size_t)N * C);
+    k.x = tu_alloc_floats(n);
+    k.r = tu_alloc_floats(n);
+    k.out = tu_alloc_floats(n);
+    k.w_avg = tu_alloc_floats((size_t)h * h);
+    k.w_max = tu_alloc_floats((size_t)h * h);
+    k.b_avg = tu_alloc_floats((size_t)h);
+    k.b_max = tu_alloc_floats((size_t)h);
+    k.pooled = tu_alloc_floats((size_t)N * C);
+    k.scale = tu_alloc_floats((size_t)N * C);
     k.argmax = malloc((size_t)N * h * sizeof(int));
     tu_fill_uniform(k.x, n, seed, 1.0f);
-    float *noise = alloc_f(n);
+    float *noise = tu_alloc_floats(n);
     tu_fill_uniform(noise, n, seed + 7, 0.004f);
     /* (p * stride + offset) mod HW with stride coprime to HW is a permutation of 0..HW-1. */
     size_t stride = 7;
@@ -238,9 +219,9 @@ static void check_sca_forward(int N, size_t HW, int C, int threads)
     tu_fill_uniform(k.x, n, 77 + (uint64_t)C, 1.5f);
     sca_run(&k);
     naive_sca(out, pooled, scale, argmax, &k);
-    ck_assert_double_le(max_rel_err(k.pooled, pooled, (size_t)N * C), 1e-5);
-    ck_assert_double_le(max_rel_err(k.scale, scale, (size_t)N * C), 1e-5);
-    ck_assert_double_le(max_rel_err(k.out, out, n), 1e-5);
+    ck_assert_double_le(tu_max_rel_err(k.pooled, pooled, (size_t)N * C), 1e-5);
+    ck_assert_double_le(tu_max_rel_err(k.scale, scale, (size_t)N * C), 1e-5);
+    ck_assert_double_le(tu_max_rel_err(k.out, out, n), 1e-5);
     for (int i = 0; i < N * h; i++)
         ck_assert_int_eq(k.argmax[i], argmax[i]);
     free(out);
@@ -297,8 +278,8 @@ static void check_sca_backward(int N, size_t HW, int C, int threads)
     sca_case k = sca_make(N, HW, C, 200 + (uint64_t)C);
     const int h = C / 2;
     const size_t n = (size_t)N * HW * C;
-    float *dx = alloc_f(n), *dwa = alloc_f((size_t)h * h), *dwm = alloc_f((size_t)h * h),
-          *dba = alloc_f((size_t)h), *dbm = alloc_f((size_t)h);
+    float *dx = tu_alloc_floats(n), *dwa = tu_alloc_floats((size_t)h * h), *dwm = tu_alloc_floats((size_t)h * h),
+          *dba = tu_alloc_floats((size_t)h), *dbm = tu_alloc_floats((size_t)h);
     sca_run(&k);
     for (size_t i = 0; i < n; i++)
         dx[i] = 1e30f;
@@ -347,8 +328,8 @@ static sca_result sca_all(sca_case *k, int threads)
 {
     const int h = k->C / 2;
     const size_t n = (size_t)k->N * k->HW * k->C, nc = (size_t)k->N * k->C;
-    sca_result r = {alloc_f(n),   alloc_f(nc), alloc_f(nc), alloc_f(n), alloc_f((size_t)h * h),
-                    alloc_f((size_t)h), alloc_f((size_t)h * h), alloc_f((size_t)h),
+    sca_result r = {tu_alloc_floats(n),   tu_alloc_floats(nc), tu_alloc_floats(nc), tu_alloc_floats(n), tu_alloc_floats((size_t)h * h),
+                    tu_alloc_floats((size_t)h), tu_alloc_floats((size_t)h * h), tu_alloc_floats((size_t)h),
                     malloc((size_t)k->N * h * sizeof(int))};
     omp_set_num_threads(threads);
     sca_forward(r.out, r.pooled, r.scale, r.argmax, k->x, k->w_avg, k->b_avg, k->w_max, k->b_max, k->N,
@@ -412,9 +393,5 @@ int main(void)
     tcase_add_test(tc, test_sca_backward);
     tcase_add_test(tc, test_sca_determinism);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run_suite(s);
 }

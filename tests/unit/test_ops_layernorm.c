@@ -63,18 +63,6 @@ static void naive_ln_backward(double *dx, double *dw, double *db, const float *d
     }
 }
 
-static double max_rel_err(const float *got, const double *want, size_t n)
-{
-    double scale = 1e-3, err = 0.0;
-    for (size_t i = 0; i < n; i++)
-        scale = fmax(scale, fabs(want[i]));
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)got[i] - want[i]);
-        err = (d > err || isnan(d)) ? (isnan(d) ? INFINITY : d) : err;
-    }
-    return err / scale;
-}
-
 typedef struct {
     size_t P;
     int C;
@@ -130,9 +118,9 @@ static void check_forward(size_t P, int C)
            *wr = malloc(P * sizeof(double));
     layernorm2d_forward(k.out, k.mean, k.rstd, k.x, k.w, k.b, P, C);
     naive_ln_forward(want, wm, wr, k.x, k.w, k.b, P, C);
-    ck_assert_double_le(max_rel_err(k.out, want, n), 1e-5);
-    ck_assert_double_le(max_rel_err(k.mean, wm, P), 1e-5);
-    ck_assert_double_le(max_rel_err(k.rstd, wr, P), 1e-5);
+    ck_assert_double_le(tu_max_rel_err(k.out, want, n), 1e-5);
+    ck_assert_double_le(tu_max_rel_err(k.mean, wm, P), 1e-5);
+    ck_assert_double_le(tu_max_rel_err(k.rstd, wr, P), 1e-5);
 
     /* Inference mode: no statistics saved, same output bits. */
     float *again = malloc(n * sizeof(float));
@@ -190,9 +178,9 @@ static void check_backward(size_t P, int C)
     layernorm2d_backward(dx, dw, db, k.r, k.x, k.mean, k.rstd, k.w, P, C);
 
     naive_ln_backward(want_dx, want_dw, want_db, k.r, k.x, k.w, P, C);
-    ck_assert_double_le(max_rel_err(dx, want_dx, n), 1e-5);
-    ck_assert_double_le(max_rel_err(dw, want_dw, (size_t)C), 1e-5);
-    ck_assert_double_le(max_rel_err(db, want_db, (size_t)C), 1e-5);
+    ck_assert_double_le(tu_max_rel_err(dx, want_dx, n), 1e-5);
+    ck_assert_double_le(tu_max_rel_err(dw, want_dw, (size_t)C), 1e-5);
+    ck_assert_double_le(tu_max_rel_err(db, want_db, (size_t)C), 1e-5);
 
     char msg[256];
     ck_assert_msg(tu_gradcheck(ln_loss, &k, k.x, dx, n, 1e-2f, 1e-3, 1e-2, 400, msg, sizeof msg),
@@ -284,9 +272,5 @@ int main(void)
     tcase_add_test(tc, test_backward_gradients);
     tcase_add_test(tc, test_determinism);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run_suite(s);
 }

@@ -10,25 +10,6 @@
 #include "diffcr/ops.h"
 #include "testutil.h"
 
-static double max_rel_err(const float *got, const double *want, size_t n)
-{
-    double scale = 1e-3, err = 0.0;
-    for (size_t i = 0; i < n; i++)
-        scale = fmax(scale, fabs(want[i]));
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)got[i] - want[i]);
-        err = (d > err || isnan(d)) ? (isnan(d) ? INFINITY : d) : err;
-    }
-    return err / scale;
-}
-
-static float *alloc_f(size_t n)
-{
-    float *p = malloc((n ? n : 1) * sizeof(float));
-    ck_assert_ptr_nonnull(p);
-    return p;
-}
-
 static double *alloc_d(size_t n)
 {
     double *p = malloc((n ? n : 1) * sizeof(double));
@@ -67,7 +48,7 @@ START_TEST(test_pixelshuffle)
 {
     const int N = 2, H = 5, W = 7, C = 3;
     const size_t n = (size_t)N * H * W * 4 * C;
-    ps_case k = {N, H, W, C, alloc_f(n), alloc_f(n), alloc_f(n)};
+    ps_case k = {N, H, W, C, tu_alloc_floats(n), tu_alloc_floats(n), tu_alloc_floats(n)};
     tu_fill_uniform(k.inp, n, 1, 1.0f);
     tu_fill_uniform(k.r, n, 2, 1.0f);
     pixelshuffle2_forward(k.out, k.inp, N, H, W, C);
@@ -81,7 +62,7 @@ START_TEST(test_pixelshuffle)
                     float got = k.out[(((size_t)s * 2 * H + oy) * 2 * W + ox) * C + c];
                     ck_assert_float_eq(got, want);
                 }
-    float *dinp = alloc_f(n);
+    float *dinp = tu_alloc_floats(n);
     poison(dinp, n);
     pixelshuffle2_backward(dinp, k.r, N, H, W, C);
     GRADCHECK(ps_loss, &k, k.inp, dinp, n, 1e-2f, "pixelshuffle dinp");
@@ -98,7 +79,7 @@ START_TEST(test_pad_crop)
 {
     const int N = 2, H = 5, W = 7, C = 6, PH = 16, PW = 9;
     const size_t n = (size_t)N * H * W * C, pn = (size_t)N * PH * PW * C;
-    float *x = alloc_f(n), *padded = alloc_f(pn), *back = alloc_f(n), *r = alloc_f(pn);
+    float *x = tu_alloc_floats(n), *padded = tu_alloc_floats(pn), *back = tu_alloc_floats(n), *r = tu_alloc_floats(pn);
     tu_fill_uniform(x, n, 3, 1.0f);
     poison(padded, pn);
     pad_nhwc(padded, x, N, H, W, C, PH, PW);
@@ -144,8 +125,8 @@ static double lin_loss(void *ctx)
 START_TEST(test_linear)
 {
     const int B = 3, IC = 7, OC = 5;
-    lin_case k = {B, IC, OC, alloc_f((size_t)B * IC), alloc_f((size_t)OC * IC), alloc_f((size_t)OC),
-                  alloc_f((size_t)B * OC), alloc_f((size_t)B * OC)};
+    lin_case k = {B, IC, OC, tu_alloc_floats((size_t)B * IC), tu_alloc_floats((size_t)OC * IC), tu_alloc_floats((size_t)OC),
+                  tu_alloc_floats((size_t)B * OC), tu_alloc_floats((size_t)B * OC)};
     tu_fill_uniform(k.inp, (size_t)B * IC, 5, 1.0f);
     tu_fill_uniform(k.w, (size_t)OC * IC, 6, 1.0f);
     tu_fill_uniform(k.b, (size_t)OC, 7, 1.0f);
@@ -161,12 +142,12 @@ START_TEST(test_linear)
         }
     poison(k.out, (size_t)B * OC);
     linear_forward(k.out, k.inp, k.w, k.b, B, IC, OC);
-    ck_assert_double_le(max_rel_err(k.out, want, (size_t)B * OC), 1e-5);
+    ck_assert_double_le(tu_max_rel_err(k.out, want, (size_t)B * OC), 1e-5);
     poison(k.out, (size_t)B * OC);
     linear_forward(k.out, k.inp, k.w, NULL, B, IC, OC);
-    ck_assert_double_le(max_rel_err(k.out, want_nb, (size_t)B * OC), 1e-5);
+    ck_assert_double_le(tu_max_rel_err(k.out, want_nb, (size_t)B * OC), 1e-5);
 
-    float *dinp = alloc_f((size_t)B * IC), *dw = alloc_f((size_t)OC * IC), *db = alloc_f((size_t)OC);
+    float *dinp = tu_alloc_floats((size_t)B * IC), *dw = tu_alloc_floats((size_t)OC * IC), *db = tu_alloc_floats((size_t)OC);
     poison(dinp, (size_t)B * IC);
     poison(dw, (size_t)OC * IC);
     poison(db, (size_t)OC);
@@ -176,7 +157,7 @@ START_TEST(test_linear)
     GRADCHECK(lin_loss, &k, k.b, db, (size_t)OC, 1e-2f, "linear dbias");
 
     /* Optional gradients skipped: dweight unchanged. */
-    float *dw2 = alloc_f((size_t)OC * IC);
+    float *dw2 = tu_alloc_floats((size_t)OC * IC);
     linear_backward(NULL, dw2, NULL, k.r, k.inp, k.w, B, IC, OC);
     ck_assert_int_eq(memcmp(dw2, dw, (size_t)OC * IC * sizeof(float)), 0);
     free(dw2);
@@ -210,7 +191,7 @@ static double silu_loss(void *ctx)
 START_TEST(test_silu)
 {
     const size_t n = 2 * 5 * 7 + 5;
-    silu_case k = {n, alloc_f(n), alloc_f(n), alloc_f(n)};
+    silu_case k = {n, tu_alloc_floats(n), tu_alloc_floats(n), tu_alloc_floats(n)};
     tu_fill_uniform(k.inp, n, 9, 6.0f);
     k.inp[0] = 0.0f;
     k.inp[1] = -100.0f; /* exp overflows to inf: the result must be -0, not NaN */
@@ -220,15 +201,15 @@ START_TEST(test_silu)
     for (size_t i = 0; i < n; i++)
         want[i] = (double)k.inp[i] / (1.0 + exp(-(double)k.inp[i]));
     silu_forward(k.out, k.inp, n);
-    ck_assert_double_le(max_rel_err(k.out, want, n), 1e-6);
+    ck_assert_double_le(tu_max_rel_err(k.out, want, n), 1e-6);
 
     /* In place. */
-    float *y = alloc_f(n);
+    float *y = tu_alloc_floats(n);
     memcpy(y, k.inp, n * sizeof(float));
     silu_forward(y, y, n);
     ck_assert_int_eq(memcmp(y, k.out, n * sizeof(float)), 0);
 
-    float *dinp = alloc_f(n);
+    float *dinp = tu_alloc_floats(n);
     poison(dinp, n);
     silu_backward(dinp, k.r, k.inp, n);
     ck_assert(isfinite(dinp[1]) && isfinite(dinp[2]));
@@ -247,7 +228,7 @@ END_TEST
 static void check_embedding(int B, int dim, const float *g)
 {
     const int half = dim / 2;
-    float *out = alloc_f((size_t)B * dim);
+    float *out = tu_alloc_floats((size_t)B * dim);
     double *want = alloc_d((size_t)B * dim);
     poison(out, (size_t)B * dim);
     for (int b = 0; b < B; b++) {
@@ -260,7 +241,7 @@ static void check_embedding(int B, int dim, const float *g)
             want[b * dim + dim - 1] = 0.0;
     }
     gamma_embedding_forward(out, g, B, dim);
-    ck_assert_double_le(max_rel_err(out, want, (size_t)B * dim), 1e-5);
+    ck_assert_double_le(tu_max_rel_err(out, want, (size_t)B * dim), 1e-5);
     free(out);
     free(want);
 }
@@ -306,7 +287,7 @@ static double mse_loss(void *ctx)
 START_TEST(test_mse)
 {
     const size_t n = 2 * 5 * 7 * 3 + 1;
-    mse_case k = {n, alloc_f(n), alloc_f(n), 0.75f};
+    mse_case k = {n, tu_alloc_floats(n), tu_alloc_floats(n), 0.75f};
     tu_fill_uniform(k.pred, n, 11, 1.0f);
     tu_fill_uniform(k.target, n, 12, 1.0f);
     double want = 0.0;
@@ -315,13 +296,13 @@ START_TEST(test_mse)
     want /= (double)n;
     ck_assert_double_eq_tol(mse_forward(k.pred, k.target, n), want, 1e-12 * want + 1e-15);
 
-    float *dpred = alloc_f(n);
+    float *dpred = tu_alloc_floats(n);
     poison(dpred, n);
     mse_backward(dpred, k.pred, k.target, n, k.dloss);
     double *want_d = alloc_d(n);
     for (size_t i = 0; i < n; i++)
         want_d[i] = 0.75 * 2.0 * ((double)k.pred[i] - k.target[i]) / (double)n;
-    ck_assert_double_le(max_rel_err(dpred, want_d, n), 1e-5);
+    ck_assert_double_le(tu_max_rel_err(dpred, want_d, n), 1e-5);
     GRADCHECK(mse_loss, &k, k.pred, dpred, n, 1e-2f, "mse dpred");
     free(dpred);
     free(want_d);
@@ -333,7 +314,7 @@ END_TEST
 START_TEST(test_mse_determinism)
 {
     const size_t n = 3 * 256 * 256 + 17;
-    float *p = alloc_f(n), *t = alloc_f(n);
+    float *p = tu_alloc_floats(n), *t = tu_alloc_floats(n);
     tu_fill_uniform(p, n, 13, 1.0f);
     tu_fill_uniform(t, n, 14, 1.0f);
     omp_set_num_threads(2);
@@ -369,7 +350,7 @@ START_TEST(test_condsum)
 {
     const int B = 2, nd = 3;
     const size_t HWC = 5 * 7 * 6, n = (size_t)B * HWC, cn = (size_t)B * nd * HWC;
-    cond_case k = {B, nd, HWC, alloc_f(n), alloc_f(cn), alloc_f(n), alloc_f(n)};
+    cond_case k = {B, nd, HWC, tu_alloc_floats(n), tu_alloc_floats(cn), tu_alloc_floats(n), tu_alloc_floats(n)};
     tu_fill_uniform(k.x0, n, 15, 1.0f);
     tu_fill_uniform(k.cond, cn, 16, 1.0f);
     tu_fill_uniform(k.r, n, 17, 1.0f);
@@ -382,14 +363,14 @@ START_TEST(test_condsum)
             want_sum[b * HWC + i] = s;
             want_add[b * HWC + i] = k.x0[b * HWC + i] + s;
         }
-    float *sum = alloc_f(n);
+    float *sum = tu_alloc_floats(n);
     poison(sum, n);
     condsum_forward(sum, k.cond, B, nd, HWC);
-    ck_assert_double_le(max_rel_err(sum, want_sum, n), 1e-6);
+    ck_assert_double_le(tu_max_rel_err(sum, want_sum, n), 1e-6);
     cond_loss(&k);
-    ck_assert_double_le(max_rel_err(k.x, want_add, n), 1e-6);
+    ck_assert_double_le(tu_max_rel_err(k.x, want_add, n), 1e-6);
 
-    float *dcond = alloc_f(cn);
+    float *dcond = tu_alloc_floats(cn);
     poison(dcond, cn);
     condsum_add_backward(dcond, k.r, B, nd, HWC);
     GRADCHECK(cond_loss, &k, k.cond, dcond, cn, 1e-2f, "condsum dcond");
@@ -411,7 +392,7 @@ START_TEST(test_large_parallel_paths)
     /* PixelShuffle: forward against the index formula, backward undoes it exactly. */
     const int N = 2, H = 17, W = 19, C = 32;
     const size_t n = (size_t)N * H * W * 4 * C;
-    float *a = alloc_f(n), *b = alloc_f(n), *c = alloc_f(n);
+    float *a = tu_alloc_floats(n), *b = tu_alloc_floats(n), *c = tu_alloc_floats(n);
     tu_fill_uniform(a, n, 21, 1.0f);
     pixelshuffle2_forward(b, a, N, H, W, C);
     for (int oy = 0; oy < 2 * H; oy += 5)
@@ -426,7 +407,7 @@ START_TEST(test_large_parallel_paths)
 
     /* pad then crop is the identity; the padding is zero. */
     const int PH = 2 * H + 3, PW = 2 * W + 1;
-    float *padded = alloc_f((size_t)N * PH * PW * 4 * C);
+    float *padded = tu_alloc_floats((size_t)N * PH * PW * 4 * C);
     pad_nhwc(padded, a, N, 2 * H, 2 * W, C, PH, PW);
     crop_nhwc(c, padded, N, PH, PW, C, 2 * H, 2 * W);
     ck_assert_int_eq(memcmp(c, a, n * sizeof(float)), 0);
@@ -450,7 +431,7 @@ START_TEST(test_large_parallel_paths)
 
     /* Condition sums: 2 samples x 3 dates of n/6 floats each. */
     const size_t hwc = n / 6;
-    float *sum = alloc_f(2 * hwc);
+    float *sum = tu_alloc_floats(2 * hwc);
     condsum_forward(sum, a, 2, 3, hwc);
     memcpy(c, b, 2 * hwc * sizeof(float));
     condsum_add_forward(c, a, 2, 3, hwc);
@@ -486,9 +467,5 @@ int main(void)
     tcase_add_test(tc, test_condsum);
     tcase_add_test(tc, test_large_parallel_paths);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run_suite(s);
 }

@@ -10,25 +10,6 @@
 #include "diffcr/ops.h"
 #include "testutil.h"
 
-static double max_rel_err(const float *got, const double *want, size_t n)
-{
-    double scale = 1e-3, err = 0.0;
-    for (size_t i = 0; i < n; i++)
-        scale = fmax(scale, fabs(want[i]));
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)got[i] - want[i]);
-        err = (d > err || isnan(d)) ? (isnan(d) ? INFINITY : d) : err;
-    }
-    return err / scale;
-}
-
-static float *alloc_f(size_t n)
-{
-    float *p = malloc((n ? n : 1) * sizeof(float));
-    ck_assert_ptr_nonnull(p);
-    return p;
-}
-
 typedef struct {
     int N, C;
     size_t HW;
@@ -40,12 +21,12 @@ static res_case res_make(int N, size_t HW, int C, uint64_t seed)
 {
     const size_t n = (size_t)N * HW * C;
     res_case k = {.N = N, .HW = HW, .C = C, .use_tbias = 1};
-    k.inp = alloc_f(n);
-    k.x = alloc_f(n);
-    k.r = alloc_f(n);
-    k.out = alloc_f(n);
-    k.scale = alloc_f((size_t)C);
-    k.tbias = alloc_f((size_t)N * C);
+    k.inp = tu_alloc_floats(n);
+    k.x = tu_alloc_floats(n);
+    k.r = tu_alloc_floats(n);
+    k.out = tu_alloc_floats(n);
+    k.scale = tu_alloc_floats((size_t)C);
+    k.tbias = tu_alloc_floats((size_t)N * C);
     tu_fill_uniform(k.inp, n, seed, 1.0f);
     tu_fill_uniform(k.x, n, seed + 1, 2.0f);
     tu_fill_uniform(k.r, n, seed + 2, 1.0f);
@@ -84,10 +65,10 @@ static void check_forward(int N, size_t HW, int C, int use_tbias)
                 want[at] = (double)k.inp[at] + (double)k.scale[c] * k.x[at] + (tb ? tb[s * C + c] : 0.0);
             }
     residual_forward(k.out, k.inp, k.x, k.scale, tb, N, HW, C);
-    ck_assert_double_le(max_rel_err(k.out, want, n), 1e-6);
+    ck_assert_double_le(tu_max_rel_err(k.out, want, n), 1e-6);
 
     /* In place (out == inp) gives the same bits. */
-    float *y = alloc_f(n);
+    float *y = tu_alloc_floats(n);
     memcpy(y, k.inp, n * sizeof(float));
     residual_forward(y, y, k.x, k.scale, tb, N, HW, C);
     ck_assert_int_eq(memcmp(y, k.out, n * sizeof(float)), 0);
@@ -108,7 +89,7 @@ static void check_backward(int N, size_t HW, int C)
 {
     res_case k = res_make(N, HW, C, 60 + (uint64_t)C);
     const size_t n = (size_t)N * HW * C;
-    float *dx = alloc_f(n), *dscale = alloc_f((size_t)C), *dtbias = alloc_f((size_t)N * C);
+    float *dx = tu_alloc_floats(n), *dscale = tu_alloc_floats((size_t)C), *dtbias = tu_alloc_floats((size_t)N * C);
     for (size_t i = 0; i < n; i++)
         dx[i] = 1e30f;
     for (int c = 0; c < C; c++)
@@ -130,7 +111,7 @@ static void check_backward(int N, size_t HW, int C)
                   "dinp: %s", msg);
 
     /* Without the time bias: same dx and dscale bits. */
-    float *dx2 = alloc_f(n), *dscale2 = alloc_f((size_t)C);
+    float *dx2 = tu_alloc_floats(n), *dscale2 = tu_alloc_floats((size_t)C);
     residual_backward(dx2, dscale2, NULL, k.r, k.x, k.scale, N, HW, C);
     ck_assert_int_eq(memcmp(dx2, dx, n * sizeof(float)), 0);
     ck_assert_int_eq(memcmp(dscale2, dscale, (size_t)C * sizeof(float)), 0);
@@ -158,9 +139,9 @@ START_TEST(test_residual_determinism)
     res_case k = res_make(N, HW, C, 8);
     float *dx[4], *ds[4], *dt[4];
     for (int i = 0; i < 4; i++) {
-        dx[i] = alloc_f(n);
-        ds[i] = alloc_f((size_t)C);
-        dt[i] = alloc_f((size_t)N * C);
+        dx[i] = tu_alloc_floats(n);
+        ds[i] = tu_alloc_floats((size_t)C);
+        dt[i] = tu_alloc_floats((size_t)N * C);
     }
     const int threads[4] = {2, 2, 1, 3};
     for (int i = 0; i < 4; i++) {
@@ -168,7 +149,7 @@ START_TEST(test_residual_determinism)
         residual_backward(dx[i], ds[i], dt[i], k.r, k.x, k.scale, N, HW, C);
     }
     /* The forward is elementwise: identical bits at any thread count, and in place. */
-    float *out1 = alloc_f(n), *out2 = alloc_f(n);
+    float *out1 = tu_alloc_floats(n), *out2 = tu_alloc_floats(n);
     omp_set_num_threads(1);
     residual_forward(out1, k.inp, k.x, k.scale, k.tbias, N, HW, C);
     omp_set_num_threads(2);
@@ -202,14 +183,14 @@ END_TEST
 START_TEST(test_add_inplace)
 {
     const size_t n = 100003; /* past the parallel threshold, with a tail */
-    float *y = alloc_f(n), *x = alloc_f(n);
+    float *y = tu_alloc_floats(n), *x = tu_alloc_floats(n);
     double *want = malloc(n * sizeof(double));
     tu_fill_uniform(y, n, 1, 1.0f);
     tu_fill_uniform(x, n, 2, 1.0f);
     for (size_t i = 0; i < n; i++)
         want[i] = (double)y[i] + x[i];
     add_inplace(y, x, n);
-    ck_assert_double_le(max_rel_err(y, want, n), 1e-6);
+    ck_assert_double_le(tu_max_rel_err(y, want, n), 1e-6);
     free(y);
     free(x);
     free(want);
@@ -226,9 +207,5 @@ int main(void)
     tcase_add_test(tc, test_residual_determinism);
     tcase_add_test(tc, test_add_inplace);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run_suite(s);
 }

@@ -293,9 +293,5 @@ int main(void)
     tcase_add_test(tc, test_gradients_finite_differences);
     tcase_add_test(tc, test_load_rejects_mismatched_weights);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run_suite(s);
 }

@@ -1,6 +1,8 @@
 /* diffcr tests — shared helpers (see testutil.h). */
 #include "testutil.h"
 
+#include <check.h>
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,4 +78,32 @@ const char *tu_tmp_path(const char *name)
     const char *dir = getenv("TMPDIR");
     snprintf(buf, sizeof buf, "%s/diffcr-test-%ld-%s", dir && *dir ? dir : "/tmp", (long)getpid(), name);
     return buf;
+}
+
+double tu_max_rel_err(const float *got, const double *want, size_t n)
+{
+    double scale = 1e-3, err = 0.0;
+    for (size_t i = 0; i < n; i++)
+        scale = fmax(scale, fabs(want[i]));
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - want[i]);
+        err = (d > err || isnan(d)) ? (isnan(d) ? INFINITY : d) : err;
+    }
+    return err / scale;
+}
+
+float *tu_alloc_floats(size_t n)
+{
+    float *p = malloc((n ? n : 1) * sizeof(float));
+    ck_assert_ptr_nonnull(p);
+    return p;
+}
+
+int tu_run_suite(Suite *s)
+{
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -22,6 +22,15 @@ typedef double (*tu_loss_fn)(void *ctx);
 int tu_gradcheck(tu_loss_fn loss, void *ctx, float *x, const float *grad, size_t n, float h,
                  double atol, double rtol, int max_checks, char *msg, size_t msglen);
 
+/* max |got - want| / max(max |want|, 1e-3), against a double-precision reference (NaN -> inf). */
+double tu_max_rel_err(const float *got, const double *want, size_t n);
+/* malloc of n floats (at least one) that fails the running Check test instead of returning NULL. */
+float *tu_alloc_floats(size_t n);
+
+/* Run a Check suite (normal verbosity) and return the process exit status: 0 when all passed. */
+typedef struct Suite Suite;
+int tu_run_suite(Suite *s);
+
 /* Path of a scratch file under the test's temp folder ($TMPDIR or /tmp), unique per process. */
 const char *tu_tmp_path(const char *name);
 
