@@ -19,6 +19,7 @@ struct dc_model {
     dc_noise_schedule ns;
     dc_model_options opt;
     dc_time_input time_input;
+    dc_target_kind model_output;
     double scale, offset;
     int tile;
     char bands[64];
@@ -95,11 +96,20 @@ static int load_conventions(dc_model *m, const char *path, dc_error *err)
     const char *ti = dc_st_meta(st, "diffcr.time_input");
     const char *sc = dc_st_meta(st, "diffcr.scale"), *of = dc_st_meta(st, "diffcr.offset");
     const char *tile = dc_st_meta(st, "diffcr.tile"), *bands = dc_st_meta(st, "diffcr.bands");
+    const char *target = dc_st_meta(st, "diffcr.target");
     m->time_input = DC_TIME_INPUT_DPM;
     m->scale = 1.0 / 5000.0, m->offset = -1.0, m->tile = 256;
     snprintf(m->bands, sizeof m->bands, "%s", bands ? bands : "R,G,B");
     if (ti)
         rc = dc_time_input_parse(ti, &m->time_input, err);
+    /* what the network predicts (diffcr-train's train.target); DiffCR's models predict x0 */
+    m->model_output = DC_TARGET_X0;
+    if (rc == DC_OK && target) {
+        if (!strcmp(target, "x0")) m->model_output = DC_TARGET_X0;
+        else if (!strcmp(target, "eps")) m->model_output = DC_TARGET_EPS;
+        else if (!strcmp(target, "v")) m->model_output = DC_TARGET_V;
+        else rc = dc_fail(err, DC_ERR_FORMAT, "%s: diffcr.target '%s' must be x0, eps or v", path, target);
+    }
     if (rc == DC_OK && sc && !parse_double(sc, &m->scale))
         rc = dc_fail(err, DC_ERR_FORMAT, "%s: diffcr.scale '%s' is not a number", path, sc);
     if (rc == DC_OK && of && !parse_double(of, &m->offset))
@@ -130,6 +140,7 @@ int dc_model_open(dc_model **out, const char *weights_path, const dc_model_optio
     if (rc == DC_OK && o->time_input_override >= 0)
         m->time_input = (dc_time_input)o->time_input_override;
     m->opt.sampler.time_input = m->time_input;
+    m->opt.sampler.model_output = m->model_output;
     if (rc == DC_OK)
         rc = dc_sampler_validate(&m->ns, &m->opt.sampler, err);
     if (rc == DC_OK)

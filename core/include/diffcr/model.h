@@ -7,6 +7,7 @@
  *                      "linear_start":..,"linear_end":..}                  default: DiffCR's test one
  *   diffcr.time_input  "dpm_tinput" (the published code) or "gamma"        default: dpm_tinput
  *   diffcr.scale, diffcr.offset   model value = DN * scale + offset         default: 1/5000, -1
+ *   diffcr.target      what the network predicts: "x0" (DiffCR), "eps" or "v"    default: x0
  *   diffcr.tile        training tile side                                 default: 256
  *   diffcr.bands       which bands the model expects (text, e.g. "R,G,B") default: "R,G,B"
  * Anything else (training data, step, metrics) is informational. */
