@@ -131,7 +131,7 @@ void layernorm2d_backward(float *dinp, float *dweight, float *dbias, const float
     const int max_threads = omp_get_max_threads();
     /* Per thread: C doubles for dweight then C for dbias. */
     const size_t stride = slice_stride(2 * (size_t)C, sizeof(double));
-    double *partial = want_params ? scratch_alloc((size_t)max_threads * stride * sizeof(double)) : NULL;
+    double *partial = want_params ? dc_thread_scratch(0, (size_t)max_threads * stride * sizeof(double)) : NULL;
     int used_threads = 1;
 
 #pragma omp parallel num_threads(max_threads)
@@ -168,5 +168,4 @@ void layernorm2d_backward(float *dinp, float *dweight, float *dbias, const float
                 dbias[c] = (float)sb;
         }
     }
-    free(partial);
 }

@@ -68,7 +68,7 @@ void residual_backward(float *dx, float *dscale, float *dtbias, const float *dou
     const int max_threads = omp_get_max_threads();
     /* Per thread: C doubles for dscale, then N*C for dtbias. */
     const size_t per_thread = slice_stride((size_t)C + NC, sizeof(double));
-    double *part = scratch_alloc((size_t)max_threads * per_thread * sizeof(double));
+    double *part = dc_thread_scratch(0, (size_t)max_threads * per_thread * sizeof(double));
     int used_threads = 1;
 
 #pragma omp parallel num_threads(max_threads)
@@ -110,7 +110,6 @@ void residual_backward(float *dx, float *dscale, float *dtbias, const float *dou
                 dtbias[k - (size_t)C] = (float)s;
         }
     }
-    free(part);
 }
 
 void condsum_add_forward(float *x, const float *cond, int B, int ndates, size_t HWC)

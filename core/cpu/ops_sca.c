@@ -51,9 +51,9 @@ void sca_forward(float *out, float *pooled, float *scale, int *argmax, const flo
     const size_t sum_stride = slice_stride(per_thread, sizeof(double));
     const size_t max_stride = slice_stride(per_thread, sizeof(float));
     const size_t arg_stride = slice_stride(per_thread, sizeof(int));
-    double *part_sum = scratch_alloc((size_t)max_threads * sum_stride * sizeof(double));
-    float *part_max = scratch_alloc((size_t)max_threads * max_stride * sizeof(float));
-    int *part_arg = scratch_alloc((size_t)max_threads * arg_stride * sizeof(int));
+    double *part_sum = dc_thread_scratch(0, (size_t)max_threads * sum_stride * sizeof(double));
+    float *part_max = dc_thread_scratch(1, (size_t)max_threads * max_stride * sizeof(float));
+    int *part_arg = dc_thread_scratch(2, (size_t)max_threads * arg_stride * sizeof(int));
     int used_threads = 1;
 
 #pragma omp parallel num_threads(max_threads)
@@ -128,9 +128,6 @@ void sca_forward(float *out, float *pooled, float *scale, int *argmax, const flo
                 y[c] = row[c] * s[c];
         }
     }
-    free(part_sum);
-    free(part_max);
-    free(part_arg);
 }
 
 void sca_backward(float *dx, float *dw_avg, float *db_avg, float *dw_max, float *db_max,
@@ -141,12 +138,12 @@ void sca_backward(float *dx, float *dw_avg, float *db_avg, float *dw_max, float 
     const size_t NC = (size_t)N * (size_t)C;
     const int max_threads = omp_get_max_threads();
     const size_t part_stride = slice_stride(NC, sizeof(double)); /* per thread: dscale partials [N][C] */
-    double *part = scratch_alloc((size_t)max_threads * part_stride * sizeof(double));
-    double *dscale = scratch_alloc(NC * sizeof(double));
+    double *part = dc_thread_scratch(0, (size_t)max_threads * part_stride * sizeof(double));
+    double *dscale = dc_thread_scratch(1, NC * sizeof(double));
     /* dpooled spread back over the pixels: the mean half adds dpooled/HW to every pixel, the max
      * half adds dpooled at the argmax only (done after the pixel pass). */
-    float *spread = scratch_alloc(NC * sizeof(float));
-    float *dpooled = scratch_alloc(NC * sizeof(float));
+    float *spread = dc_thread_scratch(2, NC * sizeof(float));
+    float *dpooled = dc_thread_scratch(3, NC * sizeof(float));
     int used_threads = 1;
 
 #pragma omp parallel num_threads(max_threads)
@@ -231,8 +228,4 @@ void sca_backward(float *dx, float *dw_avg, float *db_avg, float *dw_max, float 
             dx[(n * HW + (size_t)argmax[k]) * (size_t)C + c] += dpooled[n * (size_t)C + c];
         }
     }
-    free(part);
-    free(dscale);
-    free(spread);
-    free(dpooled);
 }

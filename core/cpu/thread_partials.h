@@ -27,4 +27,12 @@ static inline void *scratch_alloc(size_t bytes)
     return p;
 }
 
+/* Scratch reused across calls on the calling thread: slot k (0..DC_SCRATCH_SLOTS-1) grows to the
+ * largest size asked and is never shrunk, so after the first network call the sampling loop does
+ * not allocate (DESIGN.md). Freed when the thread exits. The contents are not preserved between
+ * calls; an op may use several slots at once, but not the same slot twice. Aborts like
+ * scratch_alloc on allocation failure. */
+enum { DC_SCRATCH_SLOTS = 4 };
+void *dc_thread_scratch(int slot, size_t bytes);
+
 #endif
