@@ -329,6 +329,10 @@ int main(int argc, char **argv)
                sample_uncached / sample_cached);
     }
     row("training step (fwd, MSE, bwd, Adam)", train, train_macs, tf_.train);
+    printf("%-44s %9.2f samples/s", "training throughput (batch 1)", 1000.0 / train);
+    if (tf_.ok)
+        printf("   torch %9.2f samples/s   ratio x%.2f", 1000.0 / tf_.train, tf_.train / train);
+    printf("\n");
     printf("\nconvolutions in the forward: %.0f%% of the time, %.1f GMAC/s = %.0f%% of the machine's sgemm rate\n",
            100 * cshare, crate, 100 * crate / (sg / 2));
     free(host), free(cond), free(x), free(out), free(tcond), free(tx), free(tout), free(target), free(dout), free(m), free(v);
