@@ -21,7 +21,7 @@
 void dc_decloud_options_init(dc_decloud_options *o)
 {
     memset(o, 0, sizeof *o);
-    o->model_name = "mean";
+    o->model_name = NULL; /* no model chosen: the program resolves the shipped default model */
     o->resampling = "bilinear";
     o->format = "GTiff";
     o->steps = 20;
@@ -37,7 +37,9 @@ int dc_decloud_open_model(dc_tile_model **m, const dc_decloud_options *o, dc_err
 {
     if (o->weights)
         return dc_tile_model_open_weights(m, o->weights, o, err);
-    if (!o->model_name || strcmp(o->model_name, "mean") == 0)
+    if (!o->model_name)
+        return dc_fail(err, DC_ERR_ARG, "no model: give --weights FILE (or a test model with --model mean|blur)");
+    if (strcmp(o->model_name, "mean") == 0)
         return dc_tile_model_mean(m, err);
     if (strcmp(o->model_name, "blur") == 0)
         return dc_tile_model_blur(m, err);

@@ -24,6 +24,7 @@
 #include <gdal.h>
 
 #include "diffcr/decloud.h"
+#include "diffcr/tile_model.h"
 #include "diffcr/vrt_writer.h"
 
 static const char *usage_text =
@@ -36,7 +37,7 @@ static const char *usage_text =
     "  --srcnodata V  --dstnodata V\n"
     "  --tile N (multiple of 16)  --overlap N (default tile/4)\n"
     "  -of FORMAT  -co NAME=VALUE  --in-place FILE  --uncertainty FILE (Float32 std of samples)\n"
-    "  --weights FILE | --model mean|blur (test models)\n"
+    "  --weights FILE       model (default: the shipped default model) | --model mean|blur (test models)\n"
     "  --steps N --order N --sampler NAME --seed N --threads N --device NAME --samples K\n"
     "  -q                   quiet\n"
     "  debugging: --max-rows N --max-cols N (compute in windows), --debug-delay-ms N\n";
@@ -311,6 +312,16 @@ int main(int argc, char **argv)
             return die("unknown option %s (see --help)", a);
         } else {
             pos[npos++] = a;
+        }
+    }
+    if (!o.weights && !o.model_name) {
+        /* the shipped default model, so a new user needs no model file */
+        o.weights = dc_default_model_path();
+        if (!o.weights) {
+            free(pos);
+            CSLDestroy(co);
+            return die("%s", "no model: give --weights FILE (the default model was not found: set "
+                             "DIFFCR_DEFAULT_MODEL or install diffcr)");
         }
     }
     if (vrt && (o.in_place || o.uncertainty || format_given || co)) {

@@ -8,7 +8,7 @@ $DATA make "$WORK" || { echo "FAIL: data generation"; exit 1; }
 expect_error() {
   local name="$1" pattern="$2"; shift 2
   rm -f out.tif
-  "$DECLOUD" "$@" >stdout.txt 2>stderr.txt; local rc=$?
+  "$DECLOUD" --model mean "$@" >stdout.txt 2>stderr.txt; local rc=$?
   local lines; lines=$(wc -l <stderr.txt)
   if [ $rc -eq 0 ]; then fail "$name: exit 0"; return; fi
   if [ "$lines" -ne 1 ] || ! grep -q "^diffcr-decloud: .*$pattern" stderr.txt; then
@@ -42,14 +42,14 @@ expect_error in_place_ro "read-only" d1.tif d2.tif d3.tif --in-place ro.tif
 
 # a full disk: a file-size limit makes the writes fail (SIGXFSZ is ignored, write gets EFBIG)
 rm -f out.tif
-( ulimit -f 100; "$DECLOUD" -q d1.tif d2.tif d3.tif out.tif ) >/dev/null 2>stderr.txt; rc=$?
+( ulimit -f 100; "$DECLOUD" -q --model mean d1.tif d2.tif d3.tif out.tif ) >/dev/null 2>stderr.txt; rc=$?
 if [ $rc -ne 0 ] && [ "$(wc -l <stderr.txt)" -eq 1 ] && grep -q "^diffcr-decloud: .*\(write\|disk\)" stderr.txt \
    && [ ! -e out.tif ] && ! ls -a | grep -q diffcr-tmp; then
   pass "write failure: $(cat stderr.txt)"; else fail "write failure (rc=$rc)"; cat stderr.txt; ls -a; fi
 
 # Ctrl-C (SIGINT): exit 130, no output, no temporary
 rm -f out.tif
-"$DECLOUD" -q --debug-delay-ms 300 --tile 32 --overlap 0 d1.tif d2.tif d3.tif out.tif 2>stderr.txt &
+"$DECLOUD" -q --model mean --debug-delay-ms 300 --tile 32 --overlap 0 d1.tif d2.tif d3.tif out.tif 2>stderr.txt &
 pid=$!; sleep 0.8; kill -INT $pid; wait $pid; rc=$?
 if [ $rc -eq 130 ] && [ ! -e out.tif ] && ! ls -a | grep -q diffcr-tmp; then pass "SIGINT: exit 130, nothing left";
 else fail "SIGINT (rc=$rc)"; ls -a; cat stderr.txt; fi

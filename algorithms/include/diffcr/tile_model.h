@@ -52,6 +52,11 @@ int dc_tile_model_open_weights(dc_tile_model **out, const char *path,
 
 void dc_tile_model_destroy(dc_tile_model *m);
 
+/* The shipped default model: $DIFFCR_DEFAULT_MODEL, else the installed
+ * <prefix>/share/diffcr/diffcr_default.safetensors, else the source tree's
+ * samples/model/diffcr_default.safetensors; NULL when none is readable. */
+const char *dc_default_model_path(void);
+
 #ifdef __cplusplus
 }
 #endif
