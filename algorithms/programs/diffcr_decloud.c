@@ -23,6 +23,7 @@
 #include <cpl_string.h>
 #include <gdal.h>
 
+#include "diffcr/cli_parse.h"
 #include "diffcr/decloud.h"
 #include "diffcr/tile_model.h"
 #include "diffcr/vrt_writer.h"
@@ -116,29 +117,12 @@ static int die(const char *fmt, const char *a)
     return 1;
 }
 
-static int parse_int(const char *s, int *out)
-{
-    char *end = NULL;
-    long v = strtol(s, &end, 10);
-    if (!s[0] || *end || v < -2147483647L || v > 2147483647L)
-        return 0;
-    *out = (int)v;
-    return 1;
-}
-
-static int parse_double(const char *s, double *out)
-{
-    char *end = NULL;
-    *out = CPLStrtod(s, &end);
-    return s[0] && !*end;
-}
-
 static int parse_bands(const char *s, dc_decloud_options *o)
 {
     char **parts = CSLTokenizeString2(s, ",", 0);
     int n = CSLCount(parts), ok = n > 0 && n <= DC_MAX_BANDS;
     for (int i = 0; ok && i < n; i++)
-        ok = parse_int(parts[i], &o->bands[i]);
+        ok = dc_parse_int(parts[i], &o->bands[i]);
     CSLDestroy(parts);
     o->nbands_sel = ok ? n : 0;
     return ok;
@@ -202,7 +186,7 @@ int main(int argc, char **argv)
                 BAD("-b");
         } else if (strcmp(a, "--stack-dates") == 0) {
             NEED(1);
-            if (!parse_int(argv[++i], &o.stack_dates) || o.stack_dates < 1)
+            if (!dc_parse_int(argv[++i], &o.stack_dates) || o.stack_dates < 1)
                 BAD("--stack-dates");
         } else if (strcmp(a, "--like") == 0) {
             NEED(1);
@@ -210,13 +194,13 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "-te") == 0) {
             NEED(4);
             for (int k = 0; k < 4; k++)
-                if (!parse_double(argv[++i], &o.te[k]))
+                if (!dc_parse_double(argv[++i], &o.te[k]))
                     BAD("-te");
             o.have_te = 1;
         } else if (strcmp(a, "-tr") == 0) {
             NEED(2);
             for (int k = 0; k < 2; k++)
-                if (!parse_double(argv[++i], &o.tr[k]))
+                if (!dc_parse_double(argv[++i], &o.tr[k]))
                     BAD("-tr");
             o.have_tr = 1;
         } else if (strcmp(a, "-t_srs") == 0) {
@@ -229,21 +213,21 @@ int main(int argc, char **argv)
             o.no_warp = 1;
         } else if (strcmp(a, "--srcnodata") == 0) {
             NEED(1);
-            if (!parse_double(argv[++i], &o.srcnodata))
+            if (!dc_parse_double(argv[++i], &o.srcnodata))
                 BAD("--srcnodata");
             o.have_srcnodata = 1;
         } else if (strcmp(a, "--dstnodata") == 0) {
             NEED(1);
-            if (!parse_double(argv[++i], &o.dstnodata))
+            if (!dc_parse_double(argv[++i], &o.dstnodata))
                 BAD("--dstnodata");
             o.have_dstnodata = 1;
         } else if (strcmp(a, "--tile") == 0) {
             NEED(1);
-            if (!parse_int(argv[++i], &o.tile))
+            if (!dc_parse_int(argv[++i], &o.tile))
                 BAD("--tile");
         } else if (strcmp(a, "--overlap") == 0) {
             NEED(1);
-            if (!parse_int(argv[++i], &o.overlap))
+            if (!dc_parse_int(argv[++i], &o.overlap))
                 BAD("--overlap");
             o.have_overlap = 1;
         } else if (strcmp(a, "-of") == 0) {
@@ -270,41 +254,41 @@ int main(int argc, char **argv)
             o.weights = argv[++i];
         } else if (strcmp(a, "--steps") == 0) {
             NEED(1);
-            if (!parse_int(argv[++i], &o.steps) || o.steps < 1)
+            if (!dc_parse_int(argv[++i], &o.steps) || o.steps < 1)
                 BAD("--steps");
         } else if (strcmp(a, "--order") == 0) {
             NEED(1);
-            if (!parse_int(argv[++i], &o.order) || o.order < 1 || o.order > 3)
+            if (!dc_parse_int(argv[++i], &o.order) || o.order < 1 || o.order > 3)
                 BAD("--order");
         } else if (strcmp(a, "--sampler") == 0) {
             NEED(1);
             o.sampler = argv[++i];
         } else if (strcmp(a, "--seed") == 0) {
             NEED(1);
-            if (!parse_int(argv[++i], &o.seed))
+            if (!dc_parse_int(argv[++i], &o.seed))
                 BAD("--seed");
         } else if (strcmp(a, "--threads") == 0) {
             NEED(1);
-            if (!parse_int(argv[++i], &o.threads) || o.threads < 0)
+            if (!dc_parse_int(argv[++i], &o.threads) || o.threads < 0)
                 BAD("--threads");
         } else if (strcmp(a, "--device") == 0) {
             NEED(1);
             o.device = argv[++i];
         } else if (strcmp(a, "--samples") == 0) {
             NEED(1);
-            if (!parse_int(argv[++i], &o.samples) || o.samples < 1)
+            if (!dc_parse_int(argv[++i], &o.samples) || o.samples < 1)
                 BAD("--samples");
         } else if (strcmp(a, "--max-rows") == 0) {
             NEED(1);
-            if (!parse_int(argv[++i], &o.max_rows) || o.max_rows < 1)
+            if (!dc_parse_int(argv[++i], &o.max_rows) || o.max_rows < 1)
                 BAD("--max-rows");
         } else if (strcmp(a, "--max-cols") == 0) {
             NEED(1);
-            if (!parse_int(argv[++i], &o.max_cols) || o.max_cols < 1)
+            if (!dc_parse_int(argv[++i], &o.max_cols) || o.max_cols < 1)
                 BAD("--max-cols");
         } else if (strcmp(a, "--debug-delay-ms") == 0) {
             NEED(1);
-            if (!parse_int(argv[++i], &o.debug_delay_ms) || o.debug_delay_ms < 0)
+            if (!dc_parse_int(argv[++i], &o.debug_delay_ms) || o.debug_delay_ms < 0)
                 BAD("--debug-delay-ms");
         } else if (a[0] == '-' && a[1] != '\0') {
             free(pos);

@@ -29,6 +29,7 @@
 #include <cpl_string.h>
 #include <gdal.h>
 
+#include "diffcr/cli_parse.h"
 #include "diffcr/baselines.h"
 #include "diffcr/metrics.h"
 
@@ -77,29 +78,12 @@ static int die(const char *fmt, const char *a)
     return 1;
 }
 
-static int parse_int(const char *s, int *out)
-{
-    char *end = NULL;
-    long v = strtol(s, &end, 10);
-    if (!s[0] || *end || v < -2147483647L || v > 2147483647L)
-        return 0;
-    *out = (int)v;
-    return 1;
-}
-
-static int parse_double(const char *s, double *out)
-{
-    char *end = NULL;
-    *out = CPLStrtod(s, &end);
-    return s[0] && !*end && isfinite(*out);
-}
-
 static int parse_bands(const char *s, eval_args *a)
 {
     char **parts = CSLTokenizeString2(s, ",", 0);
     int n = CSLCount(parts), ok = n > 0 && n <= DC_METRICS_MAX_BANDS;
     for (int i = 0; ok && i < n; i++)
-        ok = parse_int(parts[i], &a->bands[i]) && a->bands[i] >= 1;
+        ok = dc_parse_int(parts[i], &a->bands[i]) && a->bands[i] >= 1;
     CSLDestroy(parts);
     a->nbands = ok ? n : 0;
     return ok;
@@ -133,7 +117,7 @@ static int parse_args(int argc, char **argv, eval_args *a, int *help)
                 return die("bad value for %s (band numbers from 1, comma-separated)", s);
         } else if (!strcmp(s, "--scale")) {
             NEED();
-            if (!parse_double(argv[++i], &a->scale) || !(a->scale > 0))
+            if (!dc_parse_double(argv[++i], &a->scale) || !(a->scale > 0))
                 return die("bad value for %s (a positive number)", s);
         } else if (!strcmp(s, "--mask")) {
             NEED();
@@ -151,15 +135,15 @@ static int parse_args(int argc, char **argv, eval_args *a, int *help)
                 return die("--baseline %s: choose median or least-cloudy", a->baseline);
         } else if (!strcmp(s, "--mask-bright")) {
             NEED();
-            if (!parse_double(argv[++i], &a->bright))
+            if (!dc_parse_double(argv[++i], &a->bright))
                 return die("bad value for %s", s);
         } else if (!strcmp(s, "--blue")) {
             NEED();
-            if (!parse_int(argv[++i], &a->blue) || a->blue < 1)
+            if (!dc_parse_int(argv[++i], &a->blue) || a->blue < 1)
                 return die("bad value for %s", s);
         } else if (!strcmp(s, "--block")) {
             NEED();
-            if (!parse_int(argv[++i], &a->block) || a->block < 0)
+            if (!dc_parse_int(argv[++i], &a->block) || a->block < 0)
                 return die("bad value for %s", s);
         } else if (s[0] == '-' && s[1] != '\0') {
             return die("unknown option %s (see --help)", s);
