@@ -124,8 +124,9 @@ class DecloudAlgorithm(DiffcrAlgorithm):
             tr('E.g. 4,3,2 for Sentinel-2 B4,B3,B2. Empty: 13 bands -> 4,3,2; 3 or 4 bands -> 1,2,3.'))
         self.add_parameter(QgsProcessingParameterFile(
             self.MODEL, tr('Model file'), behavior=QgsProcessingParameterFile.File,
-            fileFilter=tr('DiffCR model (*.safetensors)'), defaultValue=programs.default_model()),
-            tr('DiffCR weights in safetensors format.'))
+            fileFilter=tr('DiffCR model (*.safetensors)'), defaultValue=programs.default_model(),
+            optional=True),
+            tr('DiffCR weights in safetensors format. Empty: the shipped default model.'))
         self.add_parameter(QgsProcessingParameterNumber(
             self.TILE, tr('Tile size in pixels (multiple of 16; not set: the model\'s)'),
             QgsProcessingParameterNumber.Integer, defaultValue=None, optional=True,
@@ -163,7 +164,7 @@ class DecloudAlgorithm(DiffcrAlgorithm):
 
     def checkParameterValues(self, parameters, context):  # noqa: N802 (QGIS's name)
         """Clear messages for what QGIS's generic checks would only call 'incorrect'."""
-        model = self.parameterAsFile(parameters, self.MODEL, context)
+        model = self.parameterAsFile(parameters, self.MODEL, context) or programs.default_model()
         if not model:
             return False, tr('No model file given (the default model {0} is not installed). '
                              'Choose a DiffCR .safetensors model, e.g. one made by "Train a '
@@ -200,7 +201,10 @@ class DecloudAlgorithm(DiffcrAlgorithm):
         layers = self.parameterAsLayerList(parameters, self.INPUTS, context)
         bands = bands_argument(self.parameterAsString(parameters, self.BANDS, context))
         self._check_inputs(layers, bands)
-        model = self.parameterAsFile(parameters, self.MODEL, context)
+        model = self.parameterAsFile(parameters, self.MODEL, context) or programs.default_model()
+        if not model:
+            raise QgsProcessingException(tr('No model file given (the default model {0} is not '
+                                            'installed).').format(programs.DEFAULT_MODEL_NAME))
         if not os.path.isfile(model):
             raise QgsProcessingException(tr('Model file not found: {0}').format(model))
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)

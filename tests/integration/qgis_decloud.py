@@ -12,6 +12,7 @@ import qgis_common as qc
 app, provider = qc.start_qgis()
 import processing  # noqa: E402 (needs Processing initialised)
 from qgis.core import QgsProcessingException, QgsProcessingFeedback  # noqa: E402
+from diffcr_qgis import programs  # noqa: E402 (the plugin folder is on sys.path via qgis_common)
 
 DECLOUD = qc.program('diffcr-decloud')
 tmp = qc.workdir()
@@ -101,7 +102,14 @@ def test_missing_model():
 
 
 def test_no_model():
-    expect_error('No model file given', MODEL='')
+    # An empty model field means the shipped default model; only without one is it an error.
+    if programs.default_model() is None:
+        expect_error('No model file given', MODEL='')
+        return
+    out = os.path.join(W, 'default_model.tif')
+    res = processing.run('diffcr:decloud', params(MODEL='', STEPS=2, OUTPUT=out))
+    assert res['OUTPUT'] == out and os.path.isfile(out), res
+    assert qc.read(out).shape == (3, 80, 96)
 
 
 def test_program_error_is_one_line():
