@@ -63,10 +63,7 @@ int dc_ddim_sample(dc_sampler_call *call, float *x, float *work, dc_error *err)
         double sa = sqrt(ab), s1a = sqrt(1.0 - ab), sap = sqrt(ab_prev);
         int noisy = sigma > 0.0 && j > 0;
         if (noisy) {
-            for (int b = 0; b < call->B && rc == DC_OK; b++)
-                rc = dc_philox_fill_normal(noise + (size_t)b * n, n, opt->seed,
-                                           DC_PHILOX_STREAM_SAMPLER, opt->tile_id + (uint32_t)b,
-                                           (uint32_t)j, err);
+            rc = dc_sampler_step_noise(call, noise, (uint32_t)j, err);
             if (rc)
                 break;
         }

@@ -46,10 +46,7 @@ int dc_ddpm_sample(dc_sampler_call *call, float *x, float *work, dc_error *err)
         double sd = var > 0.0 ? sqrt(var) : 0.0;
         int noisy = j > 0 && sd > 0.0;
         if (noisy) {
-            for (int b = 0; b < call->B && rc == DC_OK; b++)
-                rc = dc_philox_fill_normal(noise + (size_t)b * n, n, opt->seed,
-                                           DC_PHILOX_STREAM_SAMPLER, opt->tile_id + (uint32_t)b,
-                                           (uint32_t)j, err);
+            rc = dc_sampler_step_noise(call, noise, (uint32_t)j, err);
             if (rc)
                 break;
         }

@@ -159,13 +159,21 @@ uint32_t dc_philox_u32(uint64_t seed, uint32_t stream, uint32_t tile, uint32_t s
 
 #define PHILOX_MAX_ELEMENTS (((size_t)1) << 34) /* 2^32 groups of 4 */
 
-int dc_philox_fill_normal(float *out, size_t n, uint64_t seed, uint32_t stream, uint32_t tile,
-                          uint32_t step, dc_error *err)
+static int check_fill(const float *out, size_t n, dc_error *err)
 {
     if (!out && n)
         return dc_fail(err, DC_ERR_ARG, "philox: NULL output");
     if ((uint64_t)n >= (uint64_t)PHILOX_MAX_ELEMENTS)
         return dc_fail(err, DC_ERR_ARG, "philox: %zu elements exceed the 2^34 counter range", n);
+    return DC_OK;
+}
+
+int dc_philox_fill_normal(float *out, size_t n, uint64_t seed, uint32_t stream, uint32_t tile,
+                          uint32_t step, dc_error *err)
+{
+    int rc = check_fill(out, n, err);
+    if (rc != DC_OK)
+        return rc;
     long long groups = (long long)((n + 3) / 4);
 #pragma omp parallel for schedule(static) if (groups > 4096)
     for (long long g = 0; g < groups; g++) {
@@ -181,10 +189,9 @@ int dc_philox_fill_normal(float *out, size_t n, uint64_t seed, uint32_t stream, 
 int dc_philox_fill_uniform(float *out, size_t n, uint64_t seed, uint32_t stream, uint32_t tile,
                            uint32_t step, dc_error *err)
 {
-    if (!out && n)
-        return dc_fail(err, DC_ERR_ARG, "philox: NULL output");
-    if ((uint64_t)n >= (uint64_t)PHILOX_MAX_ELEMENTS)
-        return dc_fail(err, DC_ERR_ARG, "philox: %zu elements exceed the 2^34 counter range", n);
+    int rc = check_fill(out, n, err);
+    if (rc != DC_OK)
+        return rc;
     long long groups = (long long)((n + 3) / 4);
 #pragma omp parallel for schedule(static) if (groups > 4096)
     for (long long g = 0; g < groups; g++) {

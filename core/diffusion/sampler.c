@@ -356,3 +356,13 @@ int dc_sampler_run(const dc_noise_schedule *ns, const dc_sampler_options *opt,
     free(own);
     return rc;
 }
+
+int dc_sampler_step_noise(const dc_sampler_call *call, float *noise, uint32_t step, dc_error *err)
+{
+    const dc_sampler_options *opt = call->opt;
+    int rc = DC_OK;
+    for (int b = 0; b < call->B && rc == DC_OK; b++)
+        rc = dc_philox_fill_normal(noise + (size_t)b * call->n, call->n, opt->seed, DC_PHILOX_STREAM_SAMPLER,
+                                   opt->tile_id + (uint32_t)b, step, err);
+    return rc;
+}

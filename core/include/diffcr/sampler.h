@@ -174,6 +174,9 @@ int dc_dpm_time_steps(const dc_noise_schedule *ns, dc_skip_type skip, double t_T
 
 /* The samplers, on x[B][n] in place (x holds x_T on entry, the sample on return).
  * work: see dc_sampler_workspace_floats (minus the call's tin and scratch). */
+/* The stochastic samplers' noise for chain step `step`: noise[B][n] from Philox, sample b keyed by
+ * (seed, tile_id + b, step), so a tile's noise does not depend on batching. */
+int dc_sampler_step_noise(const dc_sampler_call *call, float *noise, uint32_t step, dc_error *err);
 int dc_dpm_solver_sample(dc_sampler_call *call, float *x, float *work, dc_error *err);
 int dc_ddim_sample(dc_sampler_call *call, float *x, float *work, dc_error *err);
 int dc_ddpm_sample(dc_sampler_call *call, float *x, float *work, dc_error *err);
