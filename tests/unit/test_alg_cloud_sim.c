@@ -8,6 +8,7 @@
 
 #include "diffcr/cloud_sim.h"
 #include "diffcr/landscape.h"
+#include "testutil.h"
 
 #define N 256
 #define NB 4 /* landscape bands: R, G, B, NIR */
@@ -318,9 +319,5 @@ int main(void)
     tcase_add_test(tc, test_bad_options);
     tcase_add_test(tc, test_landscape_window_independent);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run_suite(s);
 }

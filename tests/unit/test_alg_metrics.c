@@ -12,6 +12,7 @@
 
 #include "diffcr/baselines.h"
 #include "diffcr/metrics.h"
+#include "testutil.h"
 
 static float *alloc_img(int h, int w, int c)
 {
@@ -438,9 +439,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run_suite(suite());
 }

@@ -8,6 +8,7 @@
 
 #include "diffcr/tile_blend.h"
 #include "diffcr/tile_grid.h"
+#include "testutil.h"
 
 static const int sizes[][3] = {/* length, tile, overlap */
                                {300, 256, 64}, {200, 256, 64}, {1000, 64, 16}, {64, 64, 16},
@@ -285,9 +286,5 @@ int main(void)
     tcase_add_test(tc, test_single_tile_pixels_exact);
     tcase_add_test(tc, test_tile_key_unique);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run_suite(s);
 }

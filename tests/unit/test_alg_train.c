@@ -11,6 +11,7 @@
 #include "diffcr/dataset.h"
 #include "diffcr/tb_events.h"
 #include "diffcr/train.h"
+#include "testutil.h"
 
 START_TEST(test_crc32c_known_values)
 {
@@ -225,9 +226,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return tu_run_suite(suite());
 }

@@ -11,6 +11,7 @@
 
 #include "diffcr/config.h"
 #include "diffcr/unet.h"
+#include "testutil.h"
 
 static const char *source_path(const char *rel)
 {
@@ -367,9 +368,5 @@ static Suite *config_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(config_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run_suite(config_suite());
 }

@@ -479,9 +479,5 @@ static Suite *conv_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(conv_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return tu_run_suite(conv_suite());
 }

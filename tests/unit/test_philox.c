@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "diffcr/philox.h"
+#include "testutil.h"
 
 START_TEST(test_kat_vectors)
 {
@@ -196,9 +197,5 @@ static Suite *philox_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(philox_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run_suite(philox_suite());
 }
