@@ -27,24 +27,8 @@ ref="$src/tests/reference"
 build="${DIFFCR_BUILD_DIR:-}"
 threads=2
 
-if [ ! -x "$PY" ]; then
-    echo "SKIP: $PY not found (the oracle needs Debian's python3 with python3-torch)"
-    exit 77
-fi
-if ! why="$("$PY" -c 'import torch, numpy' 2>&1)"; then
-    echo "SKIP: $PY cannot import torch/numpy (install python3-torch): ${why##*$'\n'}"
-    exit 77
-fi
-
-if [ -z "$build" ] || [ ! -d "$build" ]; then
-    echo "FAIL: DIFFCR_BUILD_DIR is not set or not a directory ('$build')"
-    exit 1
-fi
-net="$(find "$build" -name diffcr-net -type f -perm -u+x 2>/dev/null | head -n 1)"
-if [ -z "$net" ]; then
-    echo "FAIL: no diffcr-net executable under $build (build the diffcr-net target first)"
-    exit 1
-fi
+# shellcheck source=oracle_common.sh
+. "$here/oracle_common.sh"   # torch or skip; $net = diffcr-net
 
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/diffcr-oracle.XXXXXX")"
 # shellcheck disable=SC2317  # called through the EXIT trap
