@@ -52,6 +52,8 @@ int dc_tile_model_open_weights(dc_tile_model **out, const char *path,
     int rc = DC_OK;
     if (opts->sampler && *opts->sampler)
         rc = dc_sampler_kind_parse(opts->sampler, &mo.sampler.kind, err);
+    if (rc == DC_OK && opts->precision && *opts->precision)
+        rc = dc_precision_parse(opts->precision, &mo.precision, err);
     if (rc != DC_OK)
         return rc;
 

@@ -87,6 +87,9 @@ static int save_checkpoint(run *r, long long done, int epoch, dc_error *err)
         .step = done, .epoch = epoch, .adam_step = dc_trainer_adam_step(r->tr), .seed = r->seed,
         .loss = r->last_loss, .config_text = r->cfg.text, .config_dir = r->config_dir,
     };
+    int rc = dc_trainer_pull(r->tr, err);
+    if (rc != DC_OK)
+        return rc;
     return dc_checkpoint_save(r->ckpt, &r->cfg.unet, dc_trainer_table(r->tr), dc_trainer_params(r->tr),
                               dc_trainer_ema(r->tr), dc_trainer_adam_m(r->tr), dc_trainer_adam_v(r->tr),
                               &st, err);
@@ -109,6 +112,9 @@ static int export_model(run *r, long long done, dc_error *err)
         .target = dc_target_kind_name(c->target), .scale = r->train->scale, .offset = r->train->offset,
         .tile = r->train->tile, .bands = r->train->bands, .training_json = training,
     };
+    int rc = dc_trainer_pull(r->tr, err);
+    if (rc != DC_OK)
+        return rc;
     const float *w = c->export_ema ? dc_trainer_ema(r->tr) : dc_trainer_params(r->tr);
     return dc_export_model(r->model, &c->unet, dc_trainer_table(r->tr), w, &info, err);
 }
@@ -191,7 +197,12 @@ static int setup(run *r, dc_error *err)
     if (!o->no_val && dc_train_config_dataset(c, "val") && (c->val_epoch > 0 || c->val_iter > 0) && c->val_samples > 0)
         if ((rc = open_dataset(r, "val", &r->val, err)) != DC_OK)
             return rc;
+    dc_precision prec = DC_PRECISION_FP32;
+    if (o->precision && (rc = dc_precision_parse(o->precision, &prec, err)) != DC_OK)
+        return rc;
     if ((rc = dc_backend_create(&r->be, o->device ? o->device : "auto", o->threads, err)) != DC_OK)
+        return rc;
+    if (prec != DC_PRECISION_FP32 && (rc = r->be->set_precision(r->be, prec, err)) != DC_OK)
         return rc;
     if ((rc = dc_trainer_create(&r->tr, c, r->be, c->batch, r->train->tile, r->seed, err)) != DC_OK)
         return rc;

@@ -5,9 +5,10 @@
  * F.mse_loss on the chosen target (x0 by default). The noise of step k comes from Philox keyed by
  * (seed, k, sample), which is what makes a resumed run repeat an uninterrupted one.
  *
- * The optimiser state (Adam m, v, EMA) lives in host memory as flat buffers of the parameter
- * layout, so Adam and EMA are single loops (optim.h). On CPU backends the weights and gradients
- * are host memory already; on a device backend they are mirrored through to_host / to_device. */
+ * The optimiser state (Adam m, v, EMA) is flat buffers of the parameter layout on the backend, so
+ * Adam, EMA and clipping are single passes through the op table (optim.h semantics) wherever the
+ * network runs. On a device backend, host mirrors of weights and state exist for checkpoints and
+ * export only: dc_trainer_pull fills them, dc_trainer_sync sends them back. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,10 +33,11 @@ struct dc_trainer {
     long long adam_step;
     /* host */
     float *xt, *tgt, *tin, *out, *dout;
-    float *m, *v, *ema;
-    float *hparams, *hgrads;   /* mirrors on device backends, NULL on host ones */
+    float *m, *v, *ema;        /* host backends: the state itself; device: mirrors */
+    float *hparams;            /* device backends: mirror of the weights; NULL on host ones */
     /* backend */
     float *d_cond, *d_x, *d_out, *d_dout;
+    float *d_m, *d_v, *d_ema;  /* device backends only (host ones use m, v, ema) */
 };
 
 int dc_trainer_create(dc_trainer **out, const dc_train_config *cfg, dc_backend *be, int B, int T,
@@ -91,10 +93,13 @@ int dc_trainer_create(dc_trainer **out, const dc_train_config *cfg, dc_backend *
         tr->d_dout = dc_alloc_floats(be, tr->x_floats);
         if (!be->is_host) {
             tr->hparams = calloc(tr->n, sizeof(float));
-            tr->hgrads = calloc(tr->n, sizeof(float));
+            tr->d_m = dc_alloc_floats(be, tr->n);
+            tr->d_v = dc_alloc_floats(be, tr->n);
+            tr->d_ema = dc_alloc_floats(be, tr->n);
         }
         if (!tr->xt || !tr->tgt || !tr->out || !tr->dout || !tr->tin || !tr->m || !tr->v || !tr->ema ||
-            !tr->d_cond || !tr->d_x || !tr->d_out || !tr->d_dout || (!be->is_host && (!tr->hparams || !tr->hgrads)))
+            !tr->d_cond || !tr->d_x || !tr->d_out || !tr->d_dout ||
+            (!be->is_host && (!tr->hparams || !tr->d_m || !tr->d_v || !tr->d_ema)))
             rc = dc_fail(err, DC_ERR_NOMEM, "out of memory for training buffers (batch %d, %dx%d)", B, T, T);
     }
     if (rc == DC_OK) {   /* DiffCR's init; the EMA copy starts equal to the weights (deepcopy) */
@@ -118,9 +123,15 @@ void dc_trainer_destroy(dc_trainer *tr)
     dc_backend *be = tr->be;
     be->release(be, tr->d_cond), be->release(be, tr->d_x);
     be->release(be, tr->d_out), be->release(be, tr->d_dout);
+    if (tr->d_m)
+        be->release(be, tr->d_m);
+    if (tr->d_v)
+        be->release(be, tr->d_v);
+    if (tr->d_ema)
+        be->release(be, tr->d_ema);
     dc_unet_destroy(tr->net);
     free(tr->gammas), free(tr->xt), free(tr->tgt), free(tr->out), free(tr->dout), free(tr->tin);
-    free(tr->m), free(tr->v), free(tr->ema), free(tr->hparams), free(tr->hgrads);
+    free(tr->m), free(tr->v), free(tr->ema), free(tr->hparams);
     free(tr);
 }
 
@@ -134,11 +145,31 @@ void dc_trainer_set_adam_step(dc_trainer *tr, long long t) { tr->adam_step = t; 
 
 int dc_trainer_sync(dc_trainer *tr, dc_error *err)
 {
-    if (tr->be->is_host) {
-        tr->be->weights_changed(tr->be);
+    dc_backend *be = tr->be;
+    if (be->is_host) {
+        be->weights_changed(be);
         return DC_OK;
     }
-    return dc_unet_set_params(tr->net, tr->hparams, err);
+    size_t bytes = tr->n * sizeof(float);
+    be->to_device(be, tr->d_m, tr->m, bytes);
+    be->to_device(be, tr->d_v, tr->v, bytes);
+    be->to_device(be, tr->d_ema, tr->ema, bytes);
+    int rc = dc_unet_set_params(tr->net, tr->hparams, err);
+    return rc == DC_OK ? be->synchronize(be, err) : rc;
+}
+
+int dc_trainer_pull(dc_trainer *tr, dc_error *err)
+{
+    dc_backend *be = tr->be;
+    if (be->is_host)
+        return DC_OK;
+    size_t bytes = tr->n * sizeof(float);
+    be->bind(be);
+    be->to_host(be, tr->hparams, dc_unet_params(tr->net), bytes);
+    be->to_host(be, tr->m, tr->d_m, bytes);
+    be->to_host(be, tr->v, tr->d_v, bytes);
+    be->to_host(be, tr->ema, tr->d_ema, bytes);
+    return be->synchronize(be, err);
 }
 
 int dc_trainer_step(dc_trainer *tr, const float *cond, const float *x0, long long step, double lr,
@@ -150,6 +181,7 @@ int dc_trainer_step(dc_trainer *tr, const float *cond, const float *x0, long lon
                                  tr->n_gammas, tr->target, tr->seed, (uint32_t)step, 0, err);
     if (rc != DC_OK)
         return rc;
+    be->bind(be);
     be->to_device(be, tr->d_cond, cond, tr->cond_floats * sizeof(float));
     be->to_device(be, tr->d_x, tr->xt, nx * sizeof(float));
     if ((rc = dc_unet_forward_train(tr->net, tr->d_out, tr->d_cond, tr->d_x, tr->tin, tr->B, tr->T,
@@ -162,21 +194,22 @@ int dc_trainer_step(dc_trainer *tr, const float *cond, const float *x0, long lon
     be->to_device(be, tr->d_dout, tr->dout, nx * sizeof(float));
     if ((rc = dc_unet_backward(tr->net, tr->d_dout, err)) != DC_OK)
         return rc;
-    float *params = dc_trainer_params(tr), *grads = dc_unet_grads(tr->net);
-    if (!be->is_host) {
-        be->to_host(be, tr->hgrads, grads, tr->n * sizeof(float));
-        grads = tr->hgrads;
-    }
-    res->grad_norm = tr->grad_clip > 0 ? dc_clip_grad_norm(grads, tr->n, tr->grad_clip)
-                                       : dc_grad_norm(grads, tr->n);
+    float *params = dc_unet_params(tr->net), *grads = dc_unet_grads(tr->net);
+    float *m = be->is_host ? tr->m : tr->d_m, *v = be->is_host ? tr->v : tr->d_v;
+    float *ema = be->is_host ? tr->ema : tr->d_ema;
+    /* torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6) when the norm exceeds it */
+    res->grad_norm = be->grad_norm(be, grads, tr->n);
+    if (tr->grad_clip > 0 && res->grad_norm > tr->grad_clip)
+        be->scale_inplace(grads, (float)(tr->grad_clip / (res->grad_norm + 1e-6)), tr->n);
     res->lr = lr;
     dc_adam_config a = tr->adam;
     a.lr = lr;
     tr->adam_step++;
-    dc_adam_update(params, tr->m, tr->v, grads, tr->n, &a, tr->adam_step);
+    be->adam_update(params, m, v, grads, tr->n, &a, tr->adam_step);
     /* Palette's EMA: from update ema_start on, every ema_iter updates. */
     long long done = step + 1;
     if (done >= tr->ema_start && done % tr->ema_iter == 0)
-        dc_ema_update(tr->ema, params, tr->n, tr->ema_decay);
-    return dc_trainer_sync(tr, err);
+        be->ema_update(ema, params, tr->n, tr->ema_decay);
+    be->weights_changed(be);
+    return be->synchronize(be, err);
 }

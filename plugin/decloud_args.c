@@ -10,6 +10,7 @@
 #include <cpl_conv.h>
 
 #include "decloud_args.h"
+#include "diffcr/backend.h"
 #include "diffcr/tile_cache.h"
 
 typedef struct arg_spec {
@@ -25,7 +26,7 @@ static const arg_spec specs[] = {
     {"device", 1, 1},  {"threads", 1, 1},   {"samples", 1, 1}, {"width", 0, 1},
     {"height", 0, 1},  {"xsrc", 0, 0},      {"ysrc", 0, 0},    {"nodata", 1, 1},
     {"srcnodata", 1, 1}, {"like", 1, 1},    {"te", 1, 1},      {"tr", 1, 1},
-    {"t_srs", 1, 1},   {"r", 1, 1},         {"no_warp", 1, 1},
+    {"t_srs", 1, 1},   {"r", 1, 1},         {"no_warp", 1, 1}, {"precision", 1, 1},
 };
 #define NSPECS ((int)(sizeof specs / sizeof specs[0]))
 
@@ -220,6 +221,14 @@ int dcp_args_parse(dcp_args *a, CSLConstList args, char *msg, size_t n)
         o->sampler = sampler;
     if (device)
         o->device = device;
+    const char *precision = value(a, args, "precision");
+    if (precision) {
+        dc_precision p;
+        dc_error perr;
+        if (dc_precision_parse(precision, &p, &perr) != DC_OK)
+            return bad(msg, n, "precision", precision, "expected fp32, tf32 or fp16");
+        o->precision = precision;
+    }
 
     /* the VRT band */
     const char *band = value(a, args, "band");

@@ -39,7 +39,9 @@ static const char *usage_text =
     "  --tile N (multiple of 16)  --overlap N (default tile/4)\n"
     "  -of FORMAT  -co NAME=VALUE  --in-place FILE  --uncertainty FILE (Float32 std of samples)\n"
     "  --weights FILE       model (default: the shipped default model) | --model mean|blur (test models)\n"
-    "  --steps N --order N --sampler NAME --seed N --threads N --device NAME --samples K\n"
+    "  --steps N --order N --sampler NAME --seed N --threads N --samples K\n"
+    "  --device auto|cpu|cuda|cuda:N  (auto: the GPU when one works)\n"
+    "  --precision fp32|tf32|fp16     convolution maths on cuda (default fp32, exact)\n"
     "  -q                   quiet\n"
     "  debugging: --max-rows N --max-cols N (compute in windows), --debug-delay-ms N\n";
 
@@ -274,6 +276,9 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "--device") == 0) {
             NEED(1);
             o.device = argv[++i];
+        } else if (strcmp(a, "--precision") == 0) {
+            NEED(1);
+            o.precision = argv[++i];
         } else if (strcmp(a, "--samples") == 0) {
             NEED(1);
             if (!dc_parse_int(argv[++i], &o.samples) || o.samples < 1)

@@ -1,6 +1,7 @@
 /* diffcr-train — fit a DiffCR model with the published recipe, resumable and observable.
  *
- *   diffcr-train -c CONFIG.json [-b BATCH] [--device auto|cpu|ref|cuda] [--resume CKPT] [--seed S]
+ *   diffcr-train -c CONFIG.json [-b BATCH] [--device auto|cpu|ref|cuda[:N]] [--precision P]
+ *                [--resume CKPT] [--seed S]
  *                [--threads N] [--workers N] [--out DIR] [--iters N] [--time-input gamma|dpm_tinput]
  *                [--no-val] [--strict]
  *   diffcr-train eval -c CONFIG.json --weights MODEL.safetensors [--split val|test] [--limit N]
@@ -20,7 +21,8 @@
 #include "diffcr/train.h"
 
 static const char *usage =
-    "usage: diffcr-train -c CONFIG.json [-b BATCH] [--device auto|cpu|ref|cuda] [--resume CKPT]\n"
+    "usage: diffcr-train -c CONFIG.json [-b BATCH] [--device auto|cpu|ref|cuda[:N]]\n"
+    "                    [--precision fp32|tf32|fp16] [--resume CKPT]\n"
     "                    [--seed S] [--threads N] [--workers N] [--out DIR] [--iters N]\n"
     "                    [--time-input gamma|dpm_tinput] [--no-val] [--strict]\n"
     "       diffcr-train eval -c CONFIG.json --weights MODEL.safetensors [--split val|test]\n"
@@ -219,6 +221,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--resume")) o.resume = v;
         else if (!strcmp(a, "--out")) o.out_dir = v;
         else if (!strcmp(a, "--device")) o.device = v;
+        else if (!strcmp(a, "--precision")) o.precision = v;
         else if (!strcmp(a, "--time-input")) o.time_input = v;
         else if (!strcmp(a, "-b") || !strcmp(a, "--batch")) ok = parse_ll(v, 1, 4096, &x), o.batch = (int)x;
         else if (!strcmp(a, "--threads")) ok = parse_ll(v, 0, 1024, &x), o.threads = (int)x;

@@ -58,20 +58,34 @@ void pixelshuffle2_backward(float *dinp, const float *dout, int N, int H, int W,
     }
 }
 
-void pad_nhwc(float *out, const float *inp, int N, int H, int W, int C, int PH, int PW)
+void slice_pad_nhwc(float *out, const float *inp, int N, int H, int W, int Cin, int c0, int Cout,
+                    int PH, int PW)
 {
-    const size_t in_row = (size_t)W * (size_t)C, out_row = (size_t)PW * (size_t)C;
+    const size_t in_row = (size_t)W * (size_t)Cin, out_row = (size_t)PW * (size_t)Cout;
+    const size_t valid = (size_t)W * (size_t)Cout;
 #pragma omp parallel for schedule(static) if ((size_t)N * (size_t)PH * out_row >= PARALLEL_MIN)
     for (size_t r = 0; r < (size_t)N * (size_t)PH; r++) { /* r = n*PH + y: output row */
         const size_t n = r / (size_t)PH, y = r % (size_t)PH;
         float *dst = out + r * out_row;
-        if (y < (size_t)H) {
-            memcpy(dst, inp + (n * (size_t)H + y) * in_row, in_row * sizeof(float));
-            memset(dst + in_row, 0, (out_row - in_row) * sizeof(float));
-        } else {
+        if (y >= (size_t)H) {
             memset(dst, 0, out_row * sizeof(float));
+            continue;
         }
+        const float *src = inp + (n * (size_t)H + y) * in_row + c0;
+        if (Cin == Cout) {
+            memcpy(dst, src, valid * sizeof(float));
+        } else {
+            for (int x = 0; x < W; x++)
+                for (int c = 0; c < Cout; c++)
+                    dst[(size_t)x * Cout + c] = src[(size_t)x * Cin + c];
+        }
+        memset(dst + valid, 0, (out_row - valid) * sizeof(float));
     }
+}
+
+void pad_nhwc(float *out, const float *inp, int N, int H, int W, int C, int PH, int PW)
+{
+    slice_pad_nhwc(out, inp, N, H, W, C, 0, C, PH, PW);
 }
 
 void crop_nhwc(float *out, const float *inp, int N, int PH, int PW, int C, int H, int W)

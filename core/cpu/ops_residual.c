@@ -159,3 +159,10 @@ void add_inplace(float *y, const float *x, size_t n)
     for (size_t i = 0; i < n; i++)
         y[i] += x[i];
 }
+
+void scale_inplace(float *x, float s, size_t n)
+{
+#pragma omp parallel for schedule(static) if (n >= PARALLEL_MIN)
+    for (size_t i = 0; i < n; i++)
+        x[i] *= s;
+}

@@ -2,7 +2,11 @@
  *
  * The sampler sees the network as "x0 = f(x_t, t_input)"; the condition is fixed for a sampling run,
  * so dc_model_sample computes the condition branch once (dc_unet_set_condition) and every one of the
- * sampler's calls runs only the main branch. */
+ * sampler's calls runs only the main branch.
+ *
+ * The sampler's arithmetic runs on the host (a few vector passes per step, small next to a network
+ * call); on a device backend each call moves x_t down and x0 up through page-locked buffers, and
+ * nothing is allocated inside the sampling loop. */
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,8 +29,9 @@ struct dc_model {
     char bands[64];
     /* per-size buffers, reused while (B, H, W) holds */
     int B, H, W;
-    float *work;
+    float *work;                  /* sampler workspace, host (pinned on CUDA) */
     size_t work_floats;
+    float *d_cond, *d_x, *d_x0;   /* device backends: the network's inputs and output */
 };
 
 void dc_model_options_default(dc_model_options *o)
@@ -145,6 +150,8 @@ int dc_model_open(dc_model **out, const char *weights_path, const dc_model_optio
         rc = dc_sampler_validate(&m->ns, &m->opt.sampler, err);
     if (rc == DC_OK)
         rc = dc_backend_create(&m->be, o->device, o->threads, err);
+    if (rc == DC_OK && o->precision != DC_PRECISION_FP32)
+        rc = m->be->set_precision(m->be, o->precision, err);
     if (rc == DC_OK)
         rc = dc_unet_create(&m->net, &m->cfg, m->be, err);
     if (rc == DC_OK)
@@ -157,14 +164,30 @@ int dc_model_open(dc_model **out, const char *weights_path, const dc_model_optio
     return DC_OK;
 }
 
+static void release_buffers(dc_model *m)
+{
+    if (!m->be)
+        return;
+    if (m->work)
+        m->be->host_release(m->be, m->work);
+    if (m->d_cond)
+        m->be->release(m->be, m->d_cond);
+    if (m->d_x)
+        m->be->release(m->be, m->d_x);
+    if (m->d_x0)
+        m->be->release(m->be, m->d_x0);
+    m->work = m->d_cond = m->d_x = m->d_x0 = NULL;
+    m->B = m->H = m->W = 0;
+}
+
 void dc_model_close(dc_model *m)
 {
     if (!m)
         return;
+    release_buffers(m);
     dc_unet_destroy(m->net);
     dc_backend_destroy(m->be);
     dc_noise_schedule_free(&m->ns);
-    free(m->work);
     free(m);
 }
 
@@ -180,8 +203,41 @@ dc_time_input dc_model_time_input(const dc_model *m) { return m->time_input; }
 static int x0_from_network(void *user, float *x0, const float *x, const float *tin, int B, dc_error *err)
 {
     dc_model *m = user;
-    (void)B;
-    return dc_unet_forward_cached(m->net, x0, x, tin, err);
+    dc_backend *be = m->be;
+    if (be->is_host)
+        return dc_unet_forward_cached(m->net, x0, x, tin, err);
+    size_t bytes = (size_t)B * m->H * m->W * m->cfg.img_channel * sizeof(float);
+    be->to_device(be, m->d_x, x, bytes);
+    int rc = dc_unet_forward_cached(m->net, m->d_x0, m->d_x, tin, err);
+    if (rc != DC_OK)
+        return rc;
+    be->to_host(be, x0, m->d_x0, bytes);
+    return be->synchronize(be, err);
+}
+
+static int size_buffers(dc_model *m, int B, int H, int W, dc_error *err)
+{
+    if (m->B == B && m->H == H && m->W == W)
+        return DC_OK;
+    release_buffers(m);
+    dc_backend *be = m->be;
+    size_t n = (size_t)H * W * m->cfg.img_channel;
+    m->work_floats = dc_sampler_workspace_floats(&m->opt.sampler, B, n);
+    m->work = be->host_alloc(be, m->work_floats * sizeof *m->work);
+    int ok = m->work != NULL;
+    if (ok && !be->is_host) {
+        m->d_cond = dc_alloc_floats(be, (size_t)B * n * m->cfg.ndates);
+        m->d_x = dc_alloc_floats(be, (size_t)B * n);
+        m->d_x0 = dc_alloc_floats(be, (size_t)B * n);
+        ok = m->d_cond && m->d_x && m->d_x0;
+    }
+    if (!ok) {
+        release_buffers(m);
+        return dc_fail(err, DC_ERR_NOMEM, "out of %s memory for %d tile%s of %dx%d", be->is_host ? "host" : "device",
+                       B, B == 1 ? "" : "s", H, W);
+    }
+    m->B = B, m->H = H, m->W = W;
+    return DC_OK;
 }
 
 int dc_model_sample(dc_model *m, float *out, const float *cond, int B, int H, int W,
@@ -189,18 +245,18 @@ int dc_model_sample(dc_model *m, float *out, const float *cond, int B, int H, in
                     dc_progress_fn progress, void *progress_arg, dc_sampler_stats *stats,
                     dc_error *err)
 {
+    dc_backend *be = m->be;
     size_t n = (size_t)H * W * m->cfg.img_channel;
-    if (m->B != B || m->H != H || m->W != W) {
-        free(m->work);
-        m->work_floats = dc_sampler_workspace_floats(&m->opt.sampler, B, n);
-        m->work = malloc(m->work_floats * sizeof *m->work);
-        if (!m->work) {
-            m->B = 0;
-            return dc_fail(err, DC_ERR_NOMEM, "out of memory for the sampler workspace");
-        }
-        m->B = B, m->H = H, m->W = W;
+    be->bind(be);
+    int rc = size_buffers(m, B, H, W, err);
+    if (rc != DC_OK)
+        return rc;
+    const float *net_cond = cond;
+    if (!be->is_host) {
+        be->to_device(be, m->d_cond, cond, (size_t)B * n * m->cfg.ndates * sizeof(float));
+        net_cond = m->d_cond;
     }
-    int rc = dc_unet_set_condition(m->net, cond, B, H, W, err);
+    rc = dc_unet_set_condition(m->net, net_cond, B, H, W, err);
     if (rc != DC_OK)
         return rc;
     dc_sampler_options so = m->opt.sampler;

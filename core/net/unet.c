@@ -173,6 +173,7 @@ float *dc_unet_grads(dc_unet *net) { return net->grads; }
 
 int dc_unet_set_params(dc_unet *net, const float *host, dc_error *err)
 {
+    net->be->bind(net->be);
     net->be->to_device(net->be, net->params, host, net->tab.total * sizeof(float));
     net->be->weights_changed(net->be);
     net->inf.cond_ready = 0;
@@ -217,18 +218,11 @@ static void temb_alloc(arena *a, temb_acts *t, int B)
 /* --- layout helpers ------------------------------------------------------------------------- */
 
 /* cond [B,H,W,nd*ic] (dates date-major in channels) -> one zero-padded image [1,PH,PW,ic] of
- * sample n, date d. Runs on the host layout; for device backends this is a backend op to add. */
-static void extract_date(float *img, const float *cond, int n, int d, int H, int W, int PH, int PW,
-                         int nd, int ic)
+ * sample n, date d (a backend op, so it runs where the memory is). */
+static void extract_date(dc_backend *be, float *img, const float *cond, int n, int d, int H, int W,
+                         int PH, int PW, int nd, int ic)
 {
-    memset(img, 0, (size_t)PH * PW * ic * sizeof(float));
-    for (int y = 0; y < H; y++)
-        for (int x = 0; x < W; x++) {
-            const float *src = cond + ((((size_t)n * H + y) * W + x) * nd + d) * ic;
-            float *dst = img + ((size_t)y * PW + x) * ic;
-            for (int c = 0; c < ic; c++)
-                dst[c] = src[c];
-        }
+    be->slice_pad_nhwc(img, cond + (size_t)n * H * W * nd * ic, 1, H, W, nd * ic, d * ic, ic, PH, PW);
 }
 
 static dc_conv_desc conv_desc(int N, int H, int W, int C, int K, int k, int stride, int pad)
@@ -309,8 +303,7 @@ static int run_blocks_inplace(dc_unet *net, const naf_block_layout *blocks, int 
 int dc_unet_set_condition(dc_unet *net, const float *cond, int B, int H, int W, dc_error *err)
 {
     TRY(check_size(net, B, H, W, err));
-    if (!net->be->is_host)
-        return dc_fail(err, DC_ERR_UNSUPPORTED, "condition staging needs a host backend");
+    net->be->bind(net->be);
     TRY(infer_alloc(net, B, H, W, err));
     dc_backend *be = net->be;
     infer_ws *ws = &net->inf;
@@ -321,7 +314,7 @@ int dc_unet_set_condition(dc_unet *net, const float *cond, int B, int H, int W, 
     be->set_inference(be, 1);
     for (int n = 0; n < B; n++) {
         for (int d = 0; d < nd; d++) {
-            extract_date(ws->cond_img, cond, n, d, H, W, ws->PH, ws->PW, nd, ic);
+            extract_date(be, ws->cond_img, cond, n, d, H, W, ws->PH, ws->PW, nd, ic);
             dc_conv_desc di = conv_desc(1, ws->PH, ws->PW, ic, cfg->width, 3, 1, 1);
             TRY(be->conv2d_forward(be, ws->cond_x, ws->cond_img, p + lay->cond_intro_w, p + lay->cond_intro_b, &di, err));
             for (int i = 0; i < L; i++) {
@@ -355,6 +348,7 @@ int dc_unet_forward_cached(dc_unet *net, float *out, const float *x, const float
     const unet_layout *lay = &net->lay;
     const float *p = net->params;
     int L = cfg->n_levels, B = ws->B, ic = cfg->img_channel, PH = ws->PH, PW = ws->PW;
+    be->bind(be);
     be->set_inference(be, 1);
     temb_forward(net, &ws->t, tin, B);
     be->pad_nhwc(ws->xpad, x, B, ws->H, ws->W, ic, PH, PW);
@@ -525,8 +519,7 @@ int dc_unet_forward_train(dc_unet *net, float *out, const float *cond, const flo
                           const float *tin, int B, int H, int W, dc_error *err)
 {
     TRY(check_size(net, B, H, W, err));
-    if (!net->be->is_host)
-        return dc_fail(err, DC_ERR_UNSUPPORTED, "condition staging needs a host backend");
+    net->be->bind(net->be);
     TRY(train_alloc(net, B, H, W, err));
     dc_backend *be = net->be;
     train_ws *ws = &net->tr;
@@ -542,7 +535,7 @@ int dc_unet_forward_train(dc_unet *net, float *out, const float *cond, const flo
     size_t img = (size_t)PH * PW * ic;
     for (int n = 0; n < B; n++)
         for (int d = 0; d < nd; d++)
-            extract_date(ws->cond_img + ((size_t)n * nd + d) * img, cond, n, d, H, W, PH, PW, nd, ic);
+            extract_date(be, ws->cond_img + ((size_t)n * nd + d) * img, cond, n, d, H, W, PH, PW, nd, ic);
 
     dc_conv_desc di = conv_desc(B, PH, PW, ic, cfg->width, 3, 1, 1);
     TRY(be->conv2d_forward(be, ws->x_in[0], ws->xpad, p + lay->intro_w, p + lay->intro_b, &di, err));
@@ -602,6 +595,7 @@ int dc_unet_backward(dc_unet *net, const float *dout, dc_error *err)
     if (!ws->have_forward)
         return dc_fail(err, DC_ERR_ARG, "dc_unet_backward called without a training forward");
     dc_backend *be = net->be;
+    be->bind(be);
     if (!net->grads) {
         net->grads = dc_alloc_floats(be, net->tab.total);
         if (!net->grads)

@@ -4,10 +4,15 @@
  * has oneDNN. Both use the fused C + OpenMP loops of ops.h for everything memory-bound, so the two
  * differ only where oneDNN is faster, and tests can hold one against the other. */
 #include <omp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "diffcr/backend.h"
+#include "diffcr/philox.h"
+#include "diffcr/sampler.h"
+#include "cpu/thread_partials.h"
+#include "src/backend_internal.h"
 
 typedef struct cpu_state {
     dc_dnnl *dnnl; /* NULL for "ref" */
@@ -42,6 +47,53 @@ static void cpu_zero(dc_backend *be, void *dst, size_t bytes)
     (void)be;
     if (bytes)
         memset(dst, 0, bytes);
+}
+
+static void *cpu_host_alloc(dc_backend *be, size_t bytes)
+{
+    (void)be;
+    size_t rounded = (bytes + 63) / 64 * 64;
+    return aligned_alloc(64, rounded ? rounded : 64);
+}
+
+static void cpu_bind(dc_backend *be) { (void)be; }
+
+static int cpu_synchronize(dc_backend *be, dc_error *err)
+{
+    (void)be;
+    (void)err;
+    return DC_OK;
+}
+
+static int cpu_set_precision(dc_backend *be, dc_precision p, dc_error *err)
+{
+    if (p != DC_PRECISION_FP32)
+        return dc_fail(err, DC_ERR_UNSUPPORTED, "precision '%s' needs the cuda device; the %s backend computes in fp32",
+                       dc_precision_name(p), be->name);
+    return DC_OK;
+}
+
+static double cpu_grad_norm(dc_backend *be, const float *grads, size_t n)
+{
+    (void)be;
+    return dc_grad_norm(grads, n);
+}
+
+static int cpu_philox_fill_normal(dc_backend *be, float *out, size_t n, uint64_t seed, uint32_t stream,
+                                  uint32_t tile, uint32_t step, dc_error *err)
+{
+    (void)be;
+    return dc_philox_fill_normal(out, n, seed, stream, tile, step, err);
+}
+
+static void cpu_dynamic_threshold(dc_backend *be, float *x0, int B, size_t n, double ratio, double max_val,
+                                  int float32_rank, float *s_out)
+{
+    (void)be;
+    /* the selection reorders a copy: per-thread scratch, reused across calls */
+    float *scratch = dc_thread_scratch(0, n * sizeof(float));
+    if (scratch)
+        dc_dynamic_threshold(x0, B, n, ratio, max_val, float32_rank, scratch, s_out);
 }
 
 static int ref_conv_forward(dc_backend *be, float *out, const float *inp, const float *weight,
@@ -121,6 +173,11 @@ static void fill_common(dc_backend *be)
     be->to_host = cpu_copy;
     be->copy = cpu_copy;
     be->zero = cpu_zero;
+    be->host_alloc = cpu_host_alloc;
+    be->host_release = cpu_release;
+    be->bind = cpu_bind;
+    be->synchronize = cpu_synchronize;
+    be->set_precision = cpu_set_precision;
     be->layernorm2d_forward = layernorm2d_forward;
     be->layernorm2d_backward = layernorm2d_backward;
     be->simplegate_forward = simplegate_forward;
@@ -142,12 +199,19 @@ static void fill_common(dc_backend *be)
     be->gamma_embedding_forward = gamma_embedding_forward;
     be->pad_nhwc = pad_nhwc;
     be->crop_nhwc = crop_nhwc;
+    be->slice_pad_nhwc = slice_pad_nhwc;
+    be->scale_inplace = scale_inplace;
+    be->adam_update = dc_adam_update;
+    be->ema_update = dc_ema_update;
+    be->grad_norm = cpu_grad_norm;
+    be->philox_fill_normal = cpu_philox_fill_normal;
+    be->dynamic_threshold = cpu_dynamic_threshold;
     be->weights_changed = cpu_weights_changed;
     be->set_inference = cpu_set_inference;
     be->destroy = cpu_destroy;
 }
 
-static int cpu_backend_create(dc_backend **out, int use_dnnl, int threads, dc_error *err)
+int dc_cpu_backend_create(dc_backend **out, int use_dnnl, int threads, dc_error *err)
 {
     dc_backend *be = calloc(1, sizeof *be);
     cpu_state *st = calloc(1, sizeof *st);
@@ -178,25 +242,8 @@ static int cpu_backend_create(dc_backend **out, int use_dnnl, int threads, dc_er
         be->conv2d_forward = ref_conv_forward;
         be->conv2d_backward = ref_conv_backward;
     }
+    snprintf(be->description, sizeof be->description, "%s (%s convolutions, %d thread%s)", be->name,
+             st->dnnl ? "oneDNN" : "reference", be->threads, be->threads == 1 ? "" : "s");
     *out = be;
     return DC_OK;
-}
-
-int dc_backend_create(dc_backend **out, const char *name, int threads, dc_error *err)
-{
-    *out = NULL;
-    if (!name || !*name || strcmp(name, "auto") == 0 || strcmp(name, "cpu") == 0)
-        return cpu_backend_create(out, 1, threads, err);
-    if (strcmp(name, "ref") == 0)
-        return cpu_backend_create(out, 0, threads, err);
-    if (strncmp(name, "cuda", 4) == 0 && (name[4] == '\0' || name[4] == ':'))
-        return dc_fail(err, DC_ERR_UNSUPPORTED,
-                       "device '%s' requested but this build has no CUDA support (use --device cpu)", name);
-    return dc_fail(err, DC_ERR_ARG, "unknown device '%s' (expected auto, cpu, ref or cuda[:N])", name);
-}
-
-void dc_backend_destroy(dc_backend *be)
-{
-    if (be)
-        be->destroy(be);
 }

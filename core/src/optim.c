@@ -5,6 +5,7 @@
 #include <math.h>
 #include <omp.h>
 
+#include "diffcr/ops.h"
 #include "diffcr/optim.h"
 
 void dc_adam_config_default(dc_adam_config *cfg)
@@ -88,9 +89,7 @@ double dc_clip_grad_norm(float *grads, size_t n, double max_norm)
     if (norm > max_norm && norm > 0.0) {
         /* torch.nn.utils.clip_grad_norm_: coef = max_norm / (norm + 1e-6) */
         float coef = (float)(max_norm / (norm + 1e-6));
-#pragma omp parallel for schedule(static)
-        for (size_t i = 0; i < n; i++)
-            grads[i] *= coef;
+        scale_inplace(grads, coef, n);
     }
     return norm;
 }

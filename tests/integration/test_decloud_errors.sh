@@ -35,6 +35,16 @@ expect_error unknown_option "unknown option" --frobnicate d1.tif d2.tif d3.tif o
 expect_error stack_split "do not split into 3 dates" --stack-dates 3 d1.tif out.tif
 expect_error no_default_bands "choose them with -b" five.tif d2.tif d3.tif out.tif
 
+# devices and precisions (the real model: the test models ignore the device)
+MODEL="${DIFFCR_SOURCE_DIR:-$HERE/../..}/samples/model/diffcr_default.safetensors"
+expect_error bad_device "unknown device 'tpu'" --weights "$MODEL" --device tpu d1.tif d2.tif d3.tif out.tif
+expect_error bad_precision "unknown precision 'fp8'" --weights "$MODEL" --precision fp8 d1.tif d2.tif d3.tif out.tif
+expect_error cpu_tf32 "precision 'tf32' needs the cuda device" --weights "$MODEL" --device cpu --precision tf32 d1.tif d2.tif d3.tif out.tif
+if ! nvidia-smi -L >/dev/null 2>&1; then
+  expect_error no_gpu "device 'cuda' requested but .*--device cpu" --weights "$MODEL" --device cuda d1.tif d2.tif d3.tif out.tif
+  expect_error no_gpu_n "device 'cuda:1' requested but" --weights "$MODEL" --device cuda:1 d1.tif d2.tif d3.tif out.tif
+fi
+
 # read-only target for --in-place (mode bits honoured even for root)
 cp d1.tif ro.tif; chmod 444 ro.tif
 expect_error in_place_ro "read-only" d1.tif d2.tif d3.tif --in-place ro.tif

@@ -346,6 +346,44 @@ static double cond_loss(void *ctx)
     return tu_dot(k->x, k->r, (size_t)k->B * k->HWC);
 }
 
+/* One date's image out of the stacked condition: a channel slice, zero-padded (what the network
+ * feeds its condition branch). Checked against the definition, element by element. */
+START_TEST(test_slice_pad)
+{
+    const int N = 2, H = 5, W = 7, D = 3, C = 3, PH = 8, PW = 16;
+    const size_t n = (size_t)N * H * W * D * C, pn = (size_t)N * PH * PW * C;
+    float *x = tu_alloc_floats(n), *out = tu_alloc_floats(pn);
+    tu_fill_uniform(x, n, 5, 1.0f);
+    for (int d = 0; d < D; d++) {
+        poison(out, pn);
+        slice_pad_nhwc(out, x, N, H, W, D * C, d * C, C, PH, PW);
+        for (int s = 0; s < N; s++)
+            for (int y = 0; y < PH; y++)
+                for (int xx = 0; xx < PW; xx++)
+                    for (int c = 0; c < C; c++) {
+                        float want = (y < H && xx < W) ? x[(((size_t)s * H + y) * W + xx) * D * C + d * C + c] : 0.0f;
+                        ck_assert_float_eq(out[(((size_t)s * PH + y) * PW + xx) * C + c], want);
+                    }
+    }
+    free(x);
+    free(out);
+}
+END_TEST
+
+START_TEST(test_scale_inplace)
+{
+    const size_t n = 100003; /* above the parallel threshold, odd */
+    float *x = tu_alloc_floats(n), *ref = tu_alloc_floats(n);
+    tu_fill_uniform(x, n, 6, 2.0f);
+    for (size_t i = 0; i < n; i++)
+        ref[i] = x[i] * 0.37f;
+    scale_inplace(x, 0.37f, n);
+    ck_assert_int_eq(memcmp(x, ref, n * sizeof(float)), 0);
+    free(x);
+    free(ref);
+}
+END_TEST
+
 START_TEST(test_condsum)
 {
     const int B = 2, nd = 3;
@@ -465,6 +503,8 @@ int main(void)
     tcase_add_test(tc, test_mse);
     tcase_add_test(tc, test_mse_determinism);
     tcase_add_test(tc, test_condsum);
+    tcase_add_test(tc, test_slice_pad);
+    tcase_add_test(tc, test_scale_inplace);
     tcase_add_test(tc, test_large_parallel_paths);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);

@@ -44,9 +44,8 @@ int dc_tile_model_mean(dc_tile_model **out, dc_error *err);
  * the tile grid on the requested window. */
 int dc_tile_model_blur(dc_tile_model **out, dc_error *err);
 
-/* HOOK for the real diffusion model (model_weights.c): load a DiffCR checkpoint and return a
- * model that samples with opts' steps/order/sampler/seed/threads/device. NOT YET LINKED: the
- * current implementation always fails with "diffusion model loading not yet linked". */
+/* The real diffusion model (model_weights.c): load a DiffCR weights file and return a model that
+ * samples with opts' steps/order/sampler/seed/threads/device/precision. */
 int dc_tile_model_open_weights(dc_tile_model **out, const char *path,
                                const struct dc_decloud_options *opts, dc_error *err);
 

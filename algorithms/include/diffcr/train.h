@@ -148,6 +148,9 @@ const dc_param_table *dc_trainer_table(const dc_trainer *tr);
 long long dc_trainer_adam_step(const dc_trainer *tr);
 void dc_trainer_set_adam_step(dc_trainer *tr, long long t);
 int dc_trainer_sync(dc_trainer *tr, dc_error *err);
+/* Device backends: copy weights, Adam state and EMA back into the host buffers above (before a
+ * checkpoint or an export). No-op on host backends. */
+int dc_trainer_pull(dc_trainer *tr, dc_error *err);
 /* One step at global step index `step` (0-based; step + 1 updates have been made afterwards). */
 int dc_trainer_step(dc_trainer *tr, const float *cond, const float *x0, long long step, double lr,
                     dc_step_result *res, dc_error *err);
@@ -210,6 +213,7 @@ typedef struct dc_train_run_options {
     const char *resume;      /* checkpoint to continue from, or NULL */
     const char *out_dir;     /* default "runs/<name>" */
     const char *device;      /* default "auto" */
+    const char *precision;   /* convolution maths: NULL/"fp32" (default), "tf32", "fp16" (cuda) */
     int threads;             /* <= 0: all cores */
     int batch;               /* > 0: overrides the config */
     long long seed;          /* >= 0: overrides the config */

@@ -15,10 +15,12 @@
 #define DIFFCR_BACKEND_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "diffcr/conv.h"
 #include "diffcr/error.h"
 #include "diffcr/ops.h"
+#include "diffcr/optim.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -26,10 +28,22 @@ extern "C" {
 
 typedef struct dc_backend dc_backend;
 
+/* Arithmetic of the convolutions and Linear layers (storage is always float32):
+ *   FP32  strict IEEE fp32 FMA maths (the default; what the CPU computes)
+ *   TF32  tensor cores with TF32 inputs (10-bit mantissa), fp32 accumulation
+ *   FP16  tensor cores with inputs rounded to fp16 (cuDNN's ALLOW_CONVERSION), fp32 accumulation
+ * CPU backends accept only FP32. */
+typedef enum dc_precision { DC_PRECISION_FP32 = 0, DC_PRECISION_TF32, DC_PRECISION_FP16 } dc_precision;
+
+/* "fp32" / "tf32" / "fp16" <-> enum. */
+int dc_precision_parse(const char *name, dc_precision *out, dc_error *err);
+const char *dc_precision_name(dc_precision p);
+
 struct dc_backend {
     const char *name;          /* "ref", "cpu", "cuda" */
     int is_host;               /* 1 if pointers are host memory (CPU backends) */
     int threads;               /* CPU threads in use */
+    char description[160];     /* for logs: "cpu (oneDNN, 2 threads)", "cuda:0 NVIDIA H100 80GB HBM3" */
     void *impl;                /* backend-private state */
 
     /* memory (all sizes in bytes) */
@@ -39,6 +53,18 @@ struct dc_backend {
     void (*to_host)(dc_backend *be, void *host_dst, const void *src, size_t bytes);
     void (*copy)(dc_backend *be, void *dst, const void *src, size_t bytes);
     void (*zero)(dc_backend *be, void *dst, size_t bytes);
+    /* Host staging memory for to_device/to_host: page-locked on CUDA (copies run at full bus speed
+     * and can overlap compute), plain aligned memory on the CPU. Not zero-filled. */
+    void *(*host_alloc)(dc_backend *be, size_t bytes);
+    void (*host_release)(dc_backend *be, void *ptr);
+    /* Make the backend current on the calling thread (CUDA: its device); called by every public
+     * entry of the network and the optimiser. No-op on the CPU. */
+    void (*bind)(dc_backend *be);
+    /* Wait for all queued work; report an asynchronous failure (CUDA kernels run queued, so their
+     * errors surface here). Always DC_OK on the CPU. */
+    int (*synchronize)(dc_backend *be, dc_error *err);
+    /* Convolution/Linear arithmetic (see dc_precision). */
+    int (*set_precision)(dc_backend *be, dc_precision p, dc_error *err);
 
     /* convolution */
     int (*conv2d_forward)(dc_backend *be, float *out, const float *inp, const float *weight,
@@ -77,6 +103,22 @@ struct dc_backend {
     void (*gamma_embedding_forward)(float *, const float *, int, int);
     void (*pad_nhwc)(float *, const float *, int, int, int, int, int, int);
     void (*crop_nhwc)(float *, const float *, int, int, int, int, int, int);
+    void (*slice_pad_nhwc)(float *, const float *, int, int, int, int, int, int, int, int);
+    void (*scale_inplace)(float *, float, size_t);
+
+    /* optimiser (optim.h signatures, on backend memory) */
+    void (*adam_update)(float *, float *, float *, const float *, size_t, const dc_adam_config *,
+                        long long);
+    void (*ema_update)(float *, const float *, size_t, double);
+    double (*grad_norm)(dc_backend *be, const float *grads, size_t n); /* L2, double accumulation */
+
+    /* sampler helpers (philox.h / sampler.h semantics, on backend memory): the same normals as
+     * dc_philox_fill_normal, bit for bit; dc_dynamic_threshold per sample (s_out: B host floats
+     * or NULL). */
+    int (*philox_fill_normal)(dc_backend *be, float *out, size_t n, uint64_t seed, uint32_t stream,
+                              uint32_t tile, uint32_t step, dc_error *err);
+    void (*dynamic_threshold)(dc_backend *be, float *x0, int B, size_t n, double ratio,
+                              double max_val, int float32_rank, float *s_out);
 
     /* lifecycle */
     void (*weights_changed)(dc_backend *be);           /* weight memory was modified */
@@ -84,11 +126,26 @@ struct dc_backend {
     void (*destroy)(dc_backend *be);
 };
 
-/* Create a backend by name: "auto" (cuda if usable, else cpu, else ref), "cpu", "ref", "cuda",
- * "cuda:N". threads <= 0 means all cores (OMP default). Returns DC_OK and *out, or an error such as
- * "device 'cuda' requested but this build has no CUDA support". */
+/* Create a backend by name: "auto" (cuda if a GPU and the CUDA module are usable, else cpu),
+ * "cpu", "ref", "cuda" (device 0), "cuda:N". threads <= 0 means all cores (OMP default).
+ * Returns DC_OK and *out, or a one-line error such as "device 'cuda' requested but no CUDA GPU
+ * is visible (...)".
+ *
+ * The CUDA backend is a separate module (libdiffcr_cuda.so) loaded on demand, so the same
+ * binaries run on machines without a GPU or without the CUDA runtime. It is looked up in
+ * $DIFFCR_CUDA_MODULE, next to the executable (and ../lib), in the build and install
+ * directories, then by the dynamic loader's search path. */
 int dc_backend_create(dc_backend **out, const char *name, int threads, dc_error *err);
+/* Why "cuda" is not available here (NULL if it is): module missing, runtime missing, no GPU. The
+ * text is static; used by tests to report a skip reason. */
+const char *dc_cuda_unavailable_reason(void);
 void dc_backend_destroy(dc_backend *be);
+
+/* The CUDA module's entry point (core/cuda) and the ABI check it makes: a module built against
+ * another dc_backend layout refuses to load. */
+#define DC_BACKEND_ABI (1000 + (int)sizeof(dc_backend))
+typedef int (*dc_cuda_module_create_fn)(dc_backend **out, int device, int abi, dc_error *err);
+typedef int (*dc_cuda_module_devices_fn)(char *why, size_t why_size);
 
 /* Helpers over the table. */
 static inline float *dc_alloc_floats(dc_backend *be, size_t n) { return (float *)be->alloc(be, n * sizeof(float)); }

@@ -29,6 +29,7 @@ extern "C" {
 typedef struct dc_model_options {
     const char *device;          /* "auto", "cpu", "ref", "cuda[:N]" */
     int threads;                 /* <= 0: all cores */
+    dc_precision precision;      /* convolution arithmetic; fp32 (default) on every device */
     dc_sampler_options sampler;  /* seed/tile_id/progress set per call by dc_model_sample */
     int time_input_override;     /* -1: as recorded in the weights; else a dc_time_input */
 } dc_model_options;

@@ -103,6 +103,14 @@ void mse_backward(float *dpred, const float *pred, const float *target, size_t n
  * crop back. Used to run any H x W through the UNet (which needs multiples of 16). */
 void pad_nhwc(float *out, const float *inp, int N, int H, int W, int C, int PH, int PW);
 void crop_nhwc(float *out, const float *inp, int N, int PH, int PW, int C, int H, int W);
+/* Channel slice + zero pad: out [N,PH,PW,Cout], out[n,y,x,c] = inp[n,y,x,c0+c] (inp [N,H,W,Cin])
+ * for y < H, x < W, else 0. One date's image out of the stacked condition; pad_nhwc is the
+ * c0 = 0, Cin = Cout case. */
+void slice_pad_nhwc(float *out, const float *inp, int N, int H, int W, int Cin, int c0, int Cout,
+                    int PH, int PW);
+
+/* x *= s (gradient clipping). */
+void scale_inplace(float *x, float s, size_t n);
 
 #ifdef __cplusplus
 }
