@@ -29,6 +29,7 @@ void dc_decloud_options_init(dc_decloud_options *o)
     o->seed = 0;
     o->threads = 0;
     o->samples = 1;
+    o->batch = 1;
     o->sampler = "dpm-solver++";
     o->device = "auto";
 }
@@ -78,6 +79,8 @@ int dc_decloud_setup_open(dc_decloud_setup *s, const dc_decloud_options *o, dc_t
     memset(s, 0, sizeof *s);
     if (o->samples < 1)
         return dc_fail(err, DC_ERR_ARG, "--samples %d: must be >= 1", o->samples);
+    if (o->batch < 1 || o->batch > 256)
+        return dc_fail(err, DC_ERR_ARG, "--batch %d: must be 1..256", o->batch);
     int rc = dc_inputs_open(&s->in, o, model->ndates, model->nbands, err);
     if (rc == DC_OK)
         rc = reference_grid(&s->grid, &s->in, o, err);
@@ -104,6 +107,7 @@ int dc_decloud_setup_open(dc_decloud_setup *s, const dc_decloud_options *o, dc_t
     p->in = &s->in;
     p->model = model;
     p->samples = o->samples;
+    p->batch = o->batch > 1 && model->run_tiles ? o->batch : 1;
     p->want_std = o->uncertainty != NULL;
     p->delay_ms = o->debug_delay_ms;
     for (int b = 0; b < s->in.nbands; b++)

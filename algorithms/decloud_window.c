@@ -2,8 +2,10 @@
  *
  * For each tile row touching the window: read the strip the tile row covers (only the columns of
  * the touching tile columns), run the model on every tile (K samples: mean, and their standard
- * deviation when asked), blend into the accumulator, emit the rows no later tile row touches,
- * shift the accumulator. Memory: one tile height x the touched width. The tile grid does not
+ * deviation when asked; `batch` tiles of the row per model call), blend into the accumulator, emit
+ * the rows no later tile row touches, shift the accumulator. Batches are aligned to fixed tile
+ * columns (multiples of `batch`), so a tile's batch mates do not depend on the window either,
+ * except at the window's own edges. Memory: one tile height x the touched width. The tile grid does not
  * depend on the window (diffcr/tile_grid.h), so a window gives the same pixels as a full run. */
 #include <math.h>
 #include <stdlib.h>
@@ -17,10 +19,11 @@ typedef struct window_buffers {
     float *strip;      /* [T rows][aw][D*B] */
     uint8_t *strip_ok; /* [T rows][aw] */
     uint8_t *acc_ok;   /* validity of the accumulator rows [T rows][aw] */
-    float *cond;       /* [T][T][D*B] */
-    float *sample;     /* [T][T][B] */
-    float *tile_out;   /* [T][T][B or 2B]: mean, then std */
-    double *m1, *m2;   /* running sums over samples [T][T][B] */
+    float *cond;       /* [batch][T][T][D*B] */
+    float *sample;     /* [batch][T][T][B] */
+    float *tile_out;   /* [batch][T][T][B or 2B]: mean, then std */
+    double *m1, *m2;   /* running sums over samples [batch][T][T][B] */
+    uint64_t *keys;    /* [batch] */
     float *row_acc;    /* one emitted row, normalised [w][C] */
     float *dn, *std;   /* emitted rows [rows][w][B] */
     uint8_t *ok;       /* emitted rows [rows][w] */
@@ -30,7 +33,7 @@ static void free_buffers(window_buffers *b)
 {
     free(b->strip); free(b->strip_ok); free(b->acc_ok); free(b->cond); free(b->sample);
     free(b->tile_out); free(b->m1); free(b->m2); free(b->row_acc); free(b->dn); free(b->std);
-    free(b->ok);
+    free(b->ok); free(b->keys);
 }
 
 /* Gather the padded tile (tx, ty) from the strip: positions outside the raster reflect. */
@@ -50,31 +53,36 @@ static void gather_tile(const dc_pipeline *p, const window_buffers *b, int tx, i
     }
 }
 
-static int run_tile(const dc_pipeline *p, window_buffers *b, int tx, int ty, dc_error *err)
+/* Run the model on tiles tx .. tx+count-1 of row ty (gathered in b->cond); their blended values
+ * land in b->tile_out, one [T][T][C] block per tile. */
+static int run_tiles(const dc_pipeline *p, window_buffers *b, int tx, int count, int ty, dc_error *err)
 {
     const int T = p->grid.x.tile, B = p->in->nbands, K = p->samples;
-    const size_t n = (size_t)T * T * B;
-    const uint64_t key = dc_tile_key(dc_tile_axis_start(&p->grid.x, tx),
-                                     dc_tile_axis_start(&p->grid.y, ty));
+    const size_t n = (size_t)T * T * B, all = n * (size_t)count;
+    dc_tile_model *m = p->model;
+    for (int i = 0; i < count; i++)
+        b->keys[i] = dc_tile_key(dc_tile_axis_start(&p->grid.x, tx + i), dc_tile_axis_start(&p->grid.y, ty));
     float *out = K == 1 && !p->want_std ? b->tile_out : b->sample;
     if (K > 1 || p->want_std) {
-        memset(b->m1, 0, n * sizeof(double));
-        memset(b->m2, 0, n * sizeof(double));
+        memset(b->m1, 0, all * sizeof(double));
+        memset(b->m2, 0, all * sizeof(double));
     }
     for (int k = 0; k < K; k++) {
-        int rc = p->model->run_tile(p->model, out, b->cond, T, T, key, k, err);
+        /* count > 1 only when the model has run_tiles (dc_decloud_setup_open) */
+        int rc = count > 1 ? m->run_tiles(m, out, b->cond, count, T, T, b->keys, k, err)
+                           : m->run_tile(m, out, b->cond, T, T, b->keys[0], k, err);
         if (rc != DC_OK)
             return rc;
         if (out == b->tile_out)
             return DC_OK;
-        for (size_t i = 0; i < n; i++) {
+        for (size_t i = 0; i < all; i++) {
             b->m1[i] += out[i];
             b->m2[i] += (double)out[i] * out[i];
         }
     }
     /* tile_out holds [pixel][mean B | std B] so one accumulator blends both. */
     const int C = p->want_std ? 2 * B : B;
-    for (size_t px = 0; px < (size_t)T * T; px++) {
+    for (size_t px = 0; px < (size_t)T * T * count; px++) {
         for (int c = 0; c < B; c++) {
             double mean = b->m1[px * B + c] / K;
             double var = b->m2[px * B + c] / K - mean * mean;
@@ -117,17 +125,20 @@ int dc_decloud_window(const dc_pipeline *p, int x0, int y0, int w, int h, dc_row
     b.strip = malloc(spix * Cin * sizeof(float));
     b.strip_ok = malloc(spix);
     b.acc_ok = calloc(spix, 1);
-    b.cond = malloc(tpix * Cin * sizeof(float));
-    b.sample = malloc(tpix * B * sizeof(float));
-    b.tile_out = malloc(tpix * C * sizeof(float));
-    b.m1 = malloc(tpix * B * sizeof(double));
-    b.m2 = malloc(tpix * B * sizeof(double));
+    const int batch = p->batch > 1 ? p->batch : 1;
+    const size_t bpix = tpix * (size_t)batch;
+    b.cond = malloc(bpix * Cin * sizeof(float));
+    b.sample = malloc(bpix * B * sizeof(float));
+    b.tile_out = malloc(bpix * C * sizeof(float));
+    b.m1 = malloc(bpix * B * sizeof(double));
+    b.m2 = malloc(bpix * B * sizeof(double));
+    b.keys = malloc((size_t)batch * sizeof *b.keys);
     b.row_acc = malloc((size_t)w * C * sizeof(float));
     b.dn = malloc(opix * B * sizeof(float));
     b.std = p->want_std ? malloc(opix * B * sizeof(float)) : NULL;
     b.ok = malloc(opix);
     if (!b.strip || !b.strip_ok || !b.acc_ok || !b.cond || !b.sample || !b.tile_out || !b.m1 ||
-        !b.m2 || !b.row_acc || !b.dn || (p->want_std && !b.std) || !b.ok) {
+        !b.m2 || !b.row_acc || !b.dn || (p->want_std && !b.std) || !b.ok || !b.keys) {
         rc = dc_fail(err, DC_ERR_NOMEM, "out of memory for a %d-pixel-wide window", aw);
         goto done;
     }
@@ -140,11 +151,18 @@ int dc_decloud_window(const dc_pipeline *p, int x0, int y0, int w, int h, dc_row
         if (rc != DC_OK)
             break;
         memcpy(b.acc_ok, b.strip_ok, (size_t)ey * aw);
-        for (int tx = tx0; tx <= tx1 && rc == DC_OK; tx++) {
-            gather_tile(p, &b, tx, ty, ax0, aw, sy, b.cond);
-            rc = run_tile(p, &b, tx, ty, err);
-            if (rc == DC_OK)
-                dc_blend_add_tile(&acc, g, tx, ty, b.tile_out);
+        for (int tx = tx0; tx <= tx1 && rc == DC_OK;) {
+            /* this tile's batch: up to the next multiple of `batch` (fixed in raster space) */
+            int end = (tx / batch + 1) * batch - 1, count;
+            if (end > tx1)
+                end = tx1;
+            count = end - tx + 1;
+            for (int i = 0; i < count; i++)
+                gather_tile(p, &b, tx + i, ty, ax0, aw, sy, b.cond + (size_t)i * tpix * Cin);
+            rc = run_tiles(p, &b, tx, count, ty, err);
+            for (int i = 0; rc == DC_OK && i < count; i++)
+                dc_blend_add_tile(&acc, g, tx + i, ty, b.tile_out + (size_t)i * tpix * C);
+            tx += count;
         }
         if (rc != DC_OK)
             break;

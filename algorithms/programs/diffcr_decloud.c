@@ -42,6 +42,7 @@ static const char *usage_text =
     "  --steps N --order N --sampler NAME --seed N --threads N --samples K\n"
     "  --device auto|cpu|cuda|cuda:N  (auto: the GPU when one works)\n"
     "  --precision fp32|tf32|fp16     convolution maths on cuda (default fp32, exact)\n"
+    "  --batch N            tiles per network call (default 1; 4-8 keep a GPU busy)\n"
     "  -q                   quiet\n"
     "  debugging: --max-rows N --max-cols N (compute in windows), --debug-delay-ms N\n";
 
@@ -279,6 +280,10 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "--precision") == 0) {
             NEED(1);
             o.precision = argv[++i];
+        } else if (strcmp(a, "--batch") == 0) {
+            NEED(1);
+            if (!dc_parse_int(argv[++i], &o.batch) || o.batch < 1 || o.batch > 256)
+                BAD("--batch");
         } else if (strcmp(a, "--samples") == 0) {
             NEED(1);
             if (!dc_parse_int(argv[++i], &o.samples) || o.samples < 1)

@@ -2,7 +2,8 @@
 # diffcr-decloud with a real diffusion model (diffcr-net init weights, the full sampler per tile):
 # the output grid is the reference grid, windows give the same pixels as one pass (seam-free with
 # the real sampler), the same seed gives the same pixels, another seed differs, --samples K with
-# --uncertainty writes a non-zero spread, and weights for another band count are refused.
+# --uncertainty writes a non-zero spread, --batch N gives the same pixels (to 1 DN), and weights
+# for another band count are refused.
 set -u
 BUILD=${DIFFCR_BUILD_DIR:?}
 SRC=${DIFFCR_SOURCE_DIR:?}
@@ -38,7 +39,11 @@ common=(d0.tif d1.tif d2.tif --weights w.safetensors --steps 4 --tile 64 -q)
 "$DEC" "${common[@]}" again.tif && ok "rerun" || bad "rerun"
 "$DEC" "${common[@]}" --seed 5 seed5.tif && ok "other seed" || bad "other seed"
 "$DEC" "${common[@]}" --samples 2 --uncertainty unc.tif mean2.tif && ok "two samples" || bad "two samples"
-$PY - <<'PYEOF' && ok "pixels: grid kept, windows == one pass, deterministic, seed matters, spread > 0" || bad "pixel checks"
+"$DEC" "${common[@]}" --batch 3 batch3.tif && ok "batch 3" || bad "batch 3"
+"$DEC" "${common[@]}" --batch 2 --samples 2 --uncertainty unc_b2.tif mean2_b2.tif && ok "batch 2, two samples" || bad "batch 2, two samples"
+"$DEC" "${common[@]}" --sampler ddpm --steps 3 ddpm1.tif && "$DEC" "${common[@]}" --sampler ddpm --steps 3 --batch 4 ddpm4.tif \
+  && ok "stochastic sampler, batch 4" || bad "stochastic sampler, batch 4"
+$PY - <<'PYEOF' && ok "pixels: grid kept, windows == one pass, deterministic, seed matters, spread > 0, batch == single" || bad "pixel checks"
 from osgeo import gdal
 import numpy as np
 r = lambda p: gdal.Open(p).ReadAsArray().astype(np.float64)
@@ -49,6 +54,12 @@ assert np.array_equal(r("one.tif"), r("win.tif")), "windowed output differs from
 assert np.array_equal(r("one.tif"), r("again.tif")), "same seed, different pixels"
 assert np.abs(r("one.tif") - r("seed5.tif")).max() > 0, "seed has no effect"
 u = r("unc.tif"); assert u.shape == (3, 90, 150) and u.max() > 0, "uncertainty is zero"
+# --batch: every tile keeps its own noise, so batched tiles equal lone ones up to the rounding of
+# batched convolutions (at most 1 DN after rounding to UInt16); a stochastic sampler runs tile by
+# tile and is identical.
+d = np.abs(r("one.tif") - r("batch3.tif")).max(); assert d <= 1, f"batch 3 differs by {d} DN"
+d = np.abs(r("mean2.tif") - r("mean2_b2.tif")).max(); assert d <= 1, f"batch 2 x 2 samples differs by {d} DN"
+assert np.array_equal(r("ddpm1.tif"), r("ddpm4.tif")), "ddpm with --batch 4 differs"
 PYEOF
 "$DEC" d0.tif d1.tif d2.tif -b 1,2,3 --weights w4.safetensors -q bands.tif 2>err.txt
 rc=$?

@@ -50,6 +50,7 @@ typedef struct dc_decloud_options {
     const char *model_name;    /* "mean" or "blur" (test models) when weights == NULL */
     const char *weights;
     int steps, order, seed, threads, samples;
+    int batch;                 /* tiles per network call (default 1; more keeps a GPU busy) */
     const char *sampler, *device;
     const char *precision;     /* convolution maths: fp32 (default), tf32, fp16 (cuda only) */
     /* debugging: compute the output in windows of at most max_rows x max_cols (0 = whole) to

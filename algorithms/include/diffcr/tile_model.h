@@ -32,6 +32,11 @@ typedef struct dc_tile_model {
      * (cond, tile_key, sample, the model's settings). Returns DC_OK or a negative dc_error code. */
     int (*run_tile)(struct dc_tile_model *m, float *out, const float *cond, int h, int w,
                     uint64_t tile_key, int sample, dc_error *err);
+    /* Optional: `count` tiles in one network batch, cond [count][h][w][ndates*nbands], out
+     * [count][h][w][nbands], keys[count]; the same results as run_tile on each (to float
+     * rounding: a batched convolution may round differently). NULL: the pipeline calls run_tile. */
+    int (*run_tiles)(struct dc_tile_model *m, float *out, const float *cond, int count, int h, int w,
+                     const uint64_t *tile_keys, int sample, dc_error *err);
     void (*destroy)(struct dc_tile_model *m); /* frees m itself */
     void *user;
 } dc_tile_model;
