@@ -1,0 +1,340 @@
+/* diffcr — convolutions on the GPU: cuDNN for 3x3, 2x2/2 and depthwise, cuBLAS for 1x1.
+ *
+ * Activations are NHWC (DESIGN.md), which cuDNN runs natively. Its NHWC kernels want the filter in
+ * NHWC order too ([K][kh][kw][C/g]); DiffCR's weights are PyTorch's [K][C/g][kh][kw]. The two
+ * layouts are the same memory for 1x1 and depthwise filters (one of the two axes has length 1),
+ * so only the few full 3x3 and 2x2 filters (intro, ending, downs) are re-laid out, once per
+ * weight pointer, and again only after weights_changed. Weight gradients of those come back in
+ * cuDNN's order and are permuted into the PyTorch layout of the gradient buffer.
+ *
+ * A plan per shape holds the descriptors and the algorithm cuDNN's own benchmark (Find) picked,
+ * restricted to the math the precision allows (strict FP32: FMA kernels only, never TF32). Plans
+ * and the workspace are made on the first call of a shape; later calls allocate nothing. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cuda/cuda_backend.h"
+#include "cuda/cuda_ops.h"
+
+#define TRY(call)               \
+    do {                        \
+        int rc_ = (call);       \
+        if (rc_ != DC_OK)       \
+            return rc_;         \
+    } while (0)
+
+/* --- filter layout ------------------------------------------------------------------------- */
+
+/* to_krsc: dst[k][r][s][c] = src[k][c][r][s]; else the inverse. One thread per element. */
+__global__ void permute_filter_kernel(float *dst, const float *src, int K, int C, int RS, int to_krsc)
+{
+    size_t total = (size_t)K * C * RS;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total; i += (size_t)gridDim.x * blockDim.x) {
+        /* i indexes the KCRS element: i = (k*C + c)*RS + rs */
+        size_t rs = i % RS, kc = i / RS, c = kc % C, k = kc / C;
+        size_t j = (k * RS + rs) * C + c; /* KRSC index */
+        if (to_krsc)
+            dst[j] = src[i];
+        else
+            dst[i] = src[j];
+    }
+}
+
+static void permute_filter(float *dst, const float *src, int K, int C, int RS, int to_krsc)
+{
+    size_t total = (size_t)K * C * RS;
+    unsigned blocks = (unsigned)((total + 255) / 256 < 65535 ? (total + 255) / 256 : 65535);
+    permute_filter_kernel<<<blocks, 256, 0, cudaStreamPerThread>>>(dst, src, K, C, RS, to_krsc);
+}
+
+static int needs_relayout(const dc_conv_desc *d) { return d->kernel > 1 && d->C / d->groups > 1; }
+
+static int is_gemm(const dc_conv_desc *d)
+{
+    return d->kernel == 1 && d->stride == 1 && d->pad == 0 && d->groups == 1;
+}
+
+/* The cuDNN-order copy of a PyTorch-order weight (re-laid out if stale). */
+static int krsc_weight(cuda_state *st, const float *w, const dc_conv_desc *d, const float **out, dc_error *err)
+{
+    size_t numel = dc_conv_weight_numel(d);
+    cuda_weight_copy *wc = NULL;
+    for (int i = 0; i < st->n_weights; i++)
+        if (st->weights[i].src == w && st->weights[i].numel == numel)
+            wc = &st->weights[i];
+    if (!wc) {
+        if (st->n_weights == st->cap_weights) {
+            int cap = st->cap_weights ? 2 * st->cap_weights : 32;
+            cuda_weight_copy *p = (cuda_weight_copy *)realloc(st->weights, (size_t)cap * sizeof *p);
+            if (!p)
+                return dc_fail(err, DC_ERR_NOMEM, "out of memory for the weight cache");
+            st->weights = p, st->cap_weights = cap;
+        }
+        wc = &st->weights[st->n_weights];
+        memset(wc, 0, sizeof *wc);
+        TRY(cuda_check(cudaMalloc((void **)&wc->krsc, numel * sizeof(float)), "allocating a re-laid-out filter", err));
+        wc->src = w, wc->numel = numel;
+        wc->valid = 0;
+        st->n_weights++;
+    }
+    if (!wc->valid) {
+        permute_filter(wc->krsc, w, d->K, d->C / d->groups, d->kernel * d->kernel, 1);
+        wc->valid = 1;
+    }
+    *out = wc->krsc;
+    return DC_OK;
+}
+
+void cuda_conv_forget_weights(cuda_state *st)
+{
+    for (int i = 0; i < st->n_weights; i++)
+        st->weights[i].valid = 0;
+}
+
+/* --- plans --------------------------------------------------------------------------------- */
+
+static cudnnMathType_t requested_math(dc_precision p)
+{
+    switch (p) {
+    case DC_PRECISION_TF32: return CUDNN_DEFAULT_MATH; /* TF32 tensor cores allowed on Ampere+ */
+    case DC_PRECISION_FP16: return CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION;
+    default: return CUDNN_FMA_MATH;                     /* strict fp32 */
+    }
+}
+
+/* Strict FP32 accepts an algorithm cuDNN lists under FMA or default maths and then runs it with
+ * CUDNN_FMA_MATH (executed_math), which rules out TF32 whatever cuDNN's default is. */
+static int math_allowed(dc_precision p, cudnnMathType_t m)
+{
+    if (p == DC_PRECISION_FP32)
+        return m == CUDNN_FMA_MATH || m == CUDNN_DEFAULT_MATH;
+    if (p == DC_PRECISION_TF32)
+        return m != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION;
+    return 1;
+}
+
+static cudnnMathType_t executed_math(dc_precision p, cudnnMathType_t listed)
+{
+    return p == DC_PRECISION_FP32 ? CUDNN_FMA_MATH : listed;
+}
+
+static void plan_free(cuda_conv_plan *p)
+{
+    if (p->x) cudnnDestroyTensorDescriptor(p->x);
+    if (p->y) cudnnDestroyTensorDescriptor(p->y);
+    if (p->w) cudnnDestroyFilterDescriptor(p->w);
+    if (p->conv) cudnnDestroyConvolutionDescriptor(p->conv);
+    memset(p, 0, sizeof *p);
+}
+
+static int plan_init(cuda_state *st, cuda_conv_plan *p, const dc_conv_desc *d, dc_error *err)
+{
+    (void)st;
+    memset(p, 0, sizeof *p);
+    p->d = *d;
+    p->precision = st->precision;
+    int OH = dc_conv_out_h(d), OW = dc_conv_out_w(d);
+    int rc = cudnn_check(cudnnCreateTensorDescriptor(&p->x), "cudnnCreateTensorDescriptor", err);
+    if (rc == DC_OK) rc = cudnn_check(cudnnCreateTensorDescriptor(&p->y), "cudnnCreateTensorDescriptor", err);
+    if (rc == DC_OK) rc = cudnn_check(cudnnCreateFilterDescriptor(&p->w), "cudnnCreateFilterDescriptor", err);
+    if (rc == DC_OK) rc = cudnn_check(cudnnCreateConvolutionDescriptor(&p->conv), "cudnnCreateConvolutionDescriptor", err);
+    if (rc == DC_OK)
+        rc = cudnn_check(cudnnSetTensor4dDescriptor(p->x, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, d->N, d->C, d->H, d->W),
+                         "input descriptor", err);
+    if (rc == DC_OK)
+        rc = cudnn_check(cudnnSetTensor4dDescriptor(p->y, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, d->N, d->K, OH, OW),
+                         "output descriptor", err);
+    if (rc == DC_OK)
+        rc = cudnn_check(cudnnSetFilter4dDescriptor(p->w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NHWC, d->K, d->C / d->groups,
+                                                    d->kernel, d->kernel),
+                         "filter descriptor", err);
+    if (rc == DC_OK)
+        rc = cudnn_check(cudnnSetConvolution2dDescriptor(p->conv, d->pad, d->pad, d->stride, d->stride, 1, 1,
+                                                         CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT),
+                         "convolution descriptor", err);
+    if (rc == DC_OK)
+        rc = cudnn_check(cudnnSetConvolutionGroupCount(p->conv, d->groups), "cudnnSetConvolutionGroupCount", err);
+    if (rc == DC_OK)
+        rc = cudnn_check(cudnnSetConvolutionMathType(p->conv, requested_math(st->precision)),
+                         "cudnnSetConvolutionMathType", err);
+    if (rc != DC_OK)
+        plan_free(p);
+    return rc;
+}
+
+static int plan_get(cuda_state *st, const dc_conv_desc *d, cuda_conv_plan **out, dc_error *err)
+{
+    for (int i = 0; i < st->n_plans; i++)
+        if (memcmp(&st->plans[i]->d, d, sizeof *d) == 0 && st->plans[i]->precision == st->precision) {
+            *out = st->plans[i];
+            return DC_OK;
+        }
+    if (st->n_plans == st->cap_plans) {
+        int cap = st->cap_plans ? 2 * st->cap_plans : 32;
+        cuda_conv_plan **p = (cuda_conv_plan **)realloc(st->plans, (size_t)cap * sizeof *p);
+        if (!p)
+            return dc_fail(err, DC_ERR_NOMEM, "out of memory for convolution plans");
+        st->plans = p, st->cap_plans = cap;
+    }
+    cuda_conv_plan *plan = (cuda_conv_plan *)calloc(1, sizeof *plan);
+    if (!plan)
+        return dc_fail(err, DC_ERR_NOMEM, "out of memory for a convolution plan");
+    int rc = plan_init(st, plan, d, err);
+    if (rc != DC_OK) {
+        free(plan);
+        return rc;
+    }
+    st->plans[st->n_plans++] = plan;
+    *out = plan;
+    return DC_OK;
+}
+
+static void describe(const dc_conv_desc *d, char *buf, size_t size)
+{
+    snprintf(buf, size, "conv %dx%dx%dx%d -> %d, %dx%d stride %d pad %d groups %d", d->N, d->H, d->W, d->C, d->K,
+             d->kernel, d->kernel, d->stride, d->pad, d->groups);
+}
+
+/* Pick the fastest allowed result of cuDNN's benchmark (Find), else of its heuristics (Get_v7). The
+ * three directions share this shape through the two macros' arguments. */
+#define CHOOSE_ALGO(FIND_CALL, GET_CALL, PERF_T, ALGO_FIELD, MATH_FIELD, WS_FIELD, HAVE_FIELD, WHAT)            \
+    do {                                                                                                      \
+        PERF_T perf[16];                                                                                      \
+        int n = 0, found = 0;                                                                                 \
+        if (FIND_CALL == CUDNN_STATUS_SUCCESS)                                                                \
+            for (int i = 0; i < n && !found; i++)                                                             \
+                if (perf[i].status == CUDNN_STATUS_SUCCESS && math_allowed(p->precision, perf[i].mathType)) { \
+                    p->ALGO_FIELD = perf[i].algo, p->MATH_FIELD = executed_math(p->precision, perf[i].mathType); \
+                    p->WS_FIELD = perf[i].memory, found = 1;                                                  \
+                }                                                                                             \
+        if (!found && GET_CALL == CUDNN_STATUS_SUCCESS)                                                       \
+            for (int i = 0; i < n && !found; i++)                                                             \
+                if (perf[i].status == CUDNN_STATUS_SUCCESS && math_allowed(p->precision, perf[i].mathType)) { \
+                    p->ALGO_FIELD = perf[i].algo, p->MATH_FIELD = executed_math(p->precision, perf[i].mathType); \
+                    p->WS_FIELD = perf[i].memory, found = 1;                                                  \
+                }                                                                                             \
+        if (!found) {                                                                                         \
+            char what_[160];                                                                                  \
+            describe(&p->d, what_, sizeof what_);                                                             \
+            return dc_fail(err, DC_ERR_UNSUPPORTED, "cuDNN has no %s %s algorithm for %s", dc_precision_name(p->precision), \
+                           WHAT, what_);                                                                      \
+        }                                                                                                     \
+        p->HAVE_FIELD = 1;                                                                                    \
+    } while (0)
+
+static int choose_fwd(cuda_state *st, cuda_conv_plan *p, dc_error *err)
+{
+    CHOOSE_ALGO(cudnnFindConvolutionForwardAlgorithm(st->cudnn, p->x, p->w, p->conv, p->y, 16, &n, perf),
+                cudnnGetConvolutionForwardAlgorithm_v7(st->cudnn, p->x, p->w, p->conv, p->y, 16, &n, perf),
+                cudnnConvolutionFwdAlgoPerf_t, fwd, fwd_math, fwd_ws, have_fwd, "forward");
+    return cuda_grow(&st->workspace, &st->workspace_bytes, p->fwd_ws, "cuDNN workspace", err);
+}
+
+static int choose_bwd_data(cuda_state *st, cuda_conv_plan *p, dc_error *err)
+{
+    CHOOSE_ALGO(cudnnFindConvolutionBackwardDataAlgorithm(st->cudnn, p->w, p->y, p->conv, p->x, 16, &n, perf),
+                cudnnGetConvolutionBackwardDataAlgorithm_v7(st->cudnn, p->w, p->y, p->conv, p->x, 16, &n, perf),
+                cudnnConvolutionBwdDataAlgoPerf_t, bwd_data, bwd_data_math, bwd_data_ws, have_bwd_data,
+                "backward-data");
+    return cuda_grow(&st->workspace, &st->workspace_bytes, p->bwd_data_ws, "cuDNN workspace", err);
+}
+
+static int choose_bwd_filter(cuda_state *st, cuda_conv_plan *p, dc_error *err)
+{
+    CHOOSE_ALGO(cudnnFindConvolutionBackwardFilterAlgorithm(st->cudnn, p->x, p->y, p->conv, p->w, 16, &n, perf),
+                cudnnGetConvolutionBackwardFilterAlgorithm_v7(st->cudnn, p->x, p->y, p->conv, p->w, 16, &n, perf),
+                cudnnConvolutionBwdFilterAlgoPerf_t, bwd_filter, bwd_filter_math, bwd_filter_ws, have_bwd_filter,
+                "backward-weights");
+    return cuda_grow(&st->workspace, &st->workspace_bytes, p->bwd_filter_ws, "cuDNN workspace", err);
+}
+
+/* --- the table entries ----------------------------------------------------------------------- */
+
+static size_t out_pixels(const dc_conv_desc *d) { return (size_t)d->N * dc_conv_out_h(d) * dc_conv_out_w(d); }
+
+int cuda_conv2d_forward(dc_backend *be, float *out, const float *inp, const float *weight,
+                        const float *bias, const dc_conv_desc *d, dc_error *err)
+{
+    cuda_state *st = (cuda_state *)be->impl;
+    if (is_gemm(d)) {
+        TRY(cuda_gemm_rows_forward(st, out, inp, weight, (size_t)d->N * d->H * d->W, d->C, d->K, err));
+    } else {
+        cuda_conv_plan *p;
+        TRY(plan_get(st, d, &p, err));
+        if (!p->have_fwd)
+            TRY(choose_fwd(st, p, err));
+        const float *w = weight;
+        if (needs_relayout(d))
+            TRY(krsc_weight(st, weight, d, &w, err));
+        const float one = 1.0f, zero = 0.0f;
+        TRY(cudnn_check(cudnnSetConvolutionMathType(p->conv, p->fwd_math), "cudnnSetConvolutionMathType", err));
+        TRY(cudnn_check(cudnnConvolutionForward(st->cudnn, &one, p->x, inp, p->w, w, p->conv, p->fwd, st->workspace,
+                                                p->fwd_ws, &zero, p->y, out),
+                        "cudnnConvolutionForward", err));
+    }
+    if (bias)
+        cuda_add_bias_rows(out, bias, (int)out_pixels(d), d->K);
+    return cuda_check(cudaPeekAtLastError(), "convolution forward", err);
+}
+
+int cuda_conv2d_backward(dc_backend *be, float *dinp, float *dweight, float *dbias, const float *dout,
+                         const float *inp, const float *weight, const dc_conv_desc *d, dc_error *err)
+{
+    cuda_state *st = (cuda_state *)be->impl;
+    if (is_gemm(d)) {
+        size_t rows = (size_t)d->N * d->H * d->W;
+        if (dinp)
+            TRY(cuda_gemm_rows_backward_data(st, dinp, dout, weight, rows, d->C, d->K, err));
+        if (dweight)
+            TRY(cuda_gemm_rows_backward_weight(st, dweight, dout, inp, rows, d->C, d->K, err));
+    } else {
+        cuda_conv_plan *p;
+        TRY(plan_get(st, d, &p, err));
+        const float one = 1.0f, zero = 0.0f;
+        if (dinp) {
+            if (!p->have_bwd_data)
+                TRY(choose_bwd_data(st, p, err));
+            const float *w = weight;
+            if (needs_relayout(d))
+                TRY(krsc_weight(st, weight, d, &w, err));
+            TRY(cudnn_check(cudnnSetConvolutionMathType(p->conv, p->bwd_data_math), "cudnnSetConvolutionMathType", err));
+            TRY(cudnn_check(cudnnConvolutionBackwardData(st->cudnn, &one, p->w, w, p->y, dout, p->conv, p->bwd_data,
+                                                         st->workspace, p->bwd_data_ws, &zero, p->x, dinp),
+                            "cudnnConvolutionBackwardData", err));
+        }
+        if (dweight) {
+            if (!p->have_bwd_filter)
+                TRY(choose_bwd_filter(st, p, err));
+            size_t numel = dc_conv_weight_numel(d);
+            float *dw = dweight;
+            if (needs_relayout(d)) {
+                TRY(cuda_grow((void **)&st->wgrad, &st->wgrad_bytes, numel * sizeof(float), "weight-gradient scratch", err));
+                dw = st->wgrad;
+            }
+            TRY(cudnn_check(cudnnSetConvolutionMathType(p->conv, p->bwd_filter_math), "cudnnSetConvolutionMathType", err));
+            TRY(cudnn_check(cudnnConvolutionBackwardFilter(st->cudnn, &one, p->x, inp, p->y, dout, p->conv, p->bwd_filter,
+                                                           st->workspace, p->bwd_filter_ws, &zero, p->w, dw),
+                            "cudnnConvolutionBackwardFilter", err));
+            if (dw != dweight)
+                permute_filter(dweight, dw, d->K, d->C / d->groups, d->kernel * d->kernel, 0);
+        }
+    }
+    if (dbias)
+        TRY(cuda_gemm_rows_bias_grad(st, dbias, dout, out_pixels(d), d->K, err));
+    return cuda_check(cudaPeekAtLastError(), "convolution backward", err);
+}
+
+void cuda_conv_destroy(cuda_state *st)
+{
+    for (int i = 0; i < st->n_plans; i++) {
+        plan_free(st->plans[i]);
+        free(st->plans[i]);
+    }
+    free(st->plans);
+    for (int i = 0; i < st->n_weights; i++)
+        cudaFree(st->weights[i].krsc);
+    free(st->weights);
+    st->plans = NULL, st->weights = NULL;
+    st->n_plans = st->cap_plans = st->n_weights = st->cap_weights = 0;
+}
