@@ -389,6 +389,12 @@ static void fill_table(dc_backend *be)
     be->grad_norm = cu_grad_norm;
     be->philox_fill_normal = cu_philox_fill_normal;
     be->dynamic_threshold = cu_dynamic_threshold;
+    be->dpm_update = cuda_dpm_update;
+    be->x0_roundtrip = cuda_x0_roundtrip;
+    be->prediction_to_x0 = cuda_prediction_to_x0;
+    be->clamp_abs = cuda_clamp_abs;
+    be->ddim_update = cuda_ddim_update;
+    be->ddpm_update = cuda_ddpm_update;
     be->weights_changed = cu_weights_changed;
     be->set_inference = cu_set_inference;
     be->destroy = cu_destroy;

@@ -16,6 +16,8 @@
 #include <stdint.h>
 
 #include "diffcr/optim.h"
+#include "diffcr/sampler.h"
+#include "diffcr/schedule.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -84,6 +86,18 @@ int cuda_philox_fill_normal(float *out, size_t n, uint64_t seed, uint32_t stream
  * float32 when float32_rank). s_out: B floats of HOST memory, may be NULL. */
 void cuda_dynamic_threshold(float *x0, int B, size_t n, double ratio, double max_val,
                             int float32_rank, float *s_out);
+
+/* The samplers' vector passes (sampler.h; sampler_kernels.cu): bit-identical to the CPU. */
+void cuda_dpm_update(float *dst, const float *x, const float *m0, const float *m1, const float *m2,
+                     const dc_dpm_coeffs *k, size_t N, int f32);
+void cuda_x0_roundtrip(float *x0, const float *x, float a, float s, size_t N);
+void cuda_prediction_to_x0(float *x0, dc_target_kind kind, const float *pred, const float *x_t,
+                           size_t N, double alpha, double sigma);
+void cuda_clamp_abs(float *x, float m, size_t N);
+void cuda_ddim_update(float *x, const float *x0, const float *noise, double sa, double s1a,
+                      double sap, double c_eps, double sigma, size_t N);
+void cuda_ddpm_update(float *x, const float *x0, const float *noise, double coef1, double coef2,
+                      double sd, size_t N);
 
 #ifdef __cplusplus
 }

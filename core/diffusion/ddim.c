@@ -11,6 +11,7 @@
  * goes through the options' x0 correction like every sampler's. */
 #include "diffcr/philox.h"
 #include "diffcr/sampler.h"
+#include "diffusion/sampler_vec.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -67,15 +68,7 @@ int dc_ddim_sample(dc_sampler_call *call, float *x, float *work, dc_error *err)
             if (rc)
                 break;
         }
-        long long total = (long long)N;
-#pragma omp parallel for schedule(static) if (total > 65536)
-        for (long long i = 0; i < total; i++) {
-            double eps = ((double)x[i] - sa * (double)x0[i]) / s1a;
-            double v = sap * (double)x0[i] + c_eps * eps;
-            if (noisy)
-                v += sigma * (double)noise[i];
-            x[i] = (float)v;
-        }
+        sv_ddim_update(call, x, x0, noisy ? noise : NULL, sa, s1a, sap, c_eps, sigma, N);
     }
     free(keep);
     return rc;

@@ -10,6 +10,7 @@
  * thresholding. */
 #include "diffcr/philox.h"
 #include "diffcr/sampler.h"
+#include "diffusion/sampler_vec.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -50,14 +51,7 @@ int dc_ddpm_sample(dc_sampler_call *call, float *x, float *work, dc_error *err)
             if (rc)
                 break;
         }
-        long long tot = (long long)N;
-#pragma omp parallel for schedule(static) if (tot > 65536)
-        for (long long i = 0; i < tot; i++) {
-            double v = coef1 * (double)x0[i] + coef2 * (double)x[i];
-            if (noisy)
-                v += sd * (double)noise[i];
-            x[i] = (float)v;
-        }
+        sv_ddpm_update(call, x, x0, noisy ? noise : NULL, coef1, coef2, sd, N);
     }
     free(keep);
     return rc;

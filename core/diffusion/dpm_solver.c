@@ -20,6 +20,7 @@
  * fixed: the original singlestep with order 1 and skip_type logSNR indexes past its time grid;
  * here it uses `steps` logSNR-uniform intervals. */
 #include "diffcr/sampler.h"
+#include "diffusion/sampler_vec.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -27,100 +28,30 @@
 
 #define R(v) dc_ns_round(ns, (v))
 
-/* Element-wise kernels. Each has a float path (torch's float32 tensor arithmetic, evaluation
- * order of the Python expression) and a double path. OpenMP splits the elements; each element's
- * result does not depend on the split. */
-
-/* dst = a x - b m */
-static void k_first(float *dst, const float *x, const float *m, double a, double b, size_t N,
-                    int f32)
-{
-    long long n = (long long)N;
-    if (f32) {
-        const float fa = (float)a, fb = (float)b;
-#pragma omp parallel for schedule(static) if (n > 65536)
-        for (long long i = 0; i < n; i++)
-            dst[i] = fa * x[i] - fb * m[i];
-    } else {
-#pragma omp parallel for schedule(static) if (n > 65536)
-        for (long long i = 0; i < n; i++)
-            dst[i] = (float)(a * (double)x[i] - b * (double)m[i]);
-    }
-}
-
-/* dst = (a x - b m) + c (d (p - q)) */
-static void k_diff(float *dst, const float *x, const float *m, const float *p, const float *q,
-                   double a, double b, double c, double d, size_t N, int f32)
-{
-    long long n = (long long)N;
-    if (f32) {
-        const float fa = (float)a, fb = (float)b, fc = (float)c, fd = (float)d;
-#pragma omp parallel for schedule(static) if (n > 65536)
-        for (long long i = 0; i < n; i++) {
-            float diff = fd * (p[i] - q[i]);
-            dst[i] = (fa * x[i] - fb * m[i]) + fc * diff;
-        }
-    } else {
-#pragma omp parallel for schedule(static) if (n > 65536)
-        for (long long i = 0; i < n; i++) {
-            double diff = d * ((double)p[i] - (double)q[i]);
-            dst[i] = (float)((a * (double)x[i] - b * (double)m[i]) + c * diff);
-        }
-    }
-}
-
-/* Multistep third order:
- * D1_0 = d0 (m0 - m1), D1_1 = d1 (m1 - m2), D1 = D1_0 + e (D1_0 - D1_1), D2 = f (D1_0 - D1_1),
- * dst = ((a x - b m0) + p D1) - q D2 */
-static void k_ms3(float *dst, const float *x, const float *m0, const float *m1, const float *m2,
-                  double a, double b, double d0, double d1, double e, double f, double p, double q,
-                  size_t N, int f32)
-{
-    long long n = (long long)N;
-    if (f32) {
-        const float fa = (float)a, fb = (float)b, fd0 = (float)d0, fd1 = (float)d1;
-        const float fe = (float)e, ff = (float)f, fp = (float)p, fq = (float)q;
-#pragma omp parallel for schedule(static) if (n > 65536)
-        for (long long i = 0; i < n; i++) {
-            float D10 = fd0 * (m0[i] - m1[i]);
-            float D11 = fd1 * (m1[i] - m2[i]);
-            float D1 = D10 + fe * (D10 - D11);
-            float D2 = ff * (D10 - D11);
-            dst[i] = ((fa * x[i] - fb * m0[i]) + fp * D1) - fq * D2;
-        }
-    } else {
-#pragma omp parallel for schedule(static) if (n > 65536)
-        for (long long i = 0; i < n; i++) {
-            double D10 = d0 * ((double)m0[i] - (double)m1[i]);
-            double D11 = d1 * ((double)m1[i] - (double)m2[i]);
-            double D1 = D10 + e * (D10 - D11);
-            double D2 = f * (D10 - D11);
-            dst[i] = (float)(((a * (double)x[i] - b * (double)m0[i]) + p * D1) - q * D2);
-        }
-    }
-}
-
 static int is_f32(const dc_noise_schedule *ns)
 {
     return ns->precision == DC_NS_FLOAT32;
 }
 
 /* DPM-Solver-1 from s to t with the model value ms at s (dpm_solver_first_update). */
-static void first_update(const dc_noise_schedule *ns, float *dst, const float *x, const float *ms,
+static void first_update(const dc_sampler_call *call, float *dst, const float *x, const float *ms,
                          double s, double t, size_t N)
 {
+    const dc_noise_schedule *ns = call->ns;
     double h = R(dc_ns_lambda(ns, t) - dc_ns_lambda(ns, s));
     double sigma_s = dc_ns_sigma(ns, s), sigma_t = dc_ns_sigma(ns, t);
     double alpha_t = dc_ns_alpha(ns, t);
     double phi_1 = R(expm1(-h));
-    k_first(dst, x, ms, R(sigma_t / sigma_s), R(alpha_t * phi_1), N, is_f32(ns));
+    dc_dpm_coeffs k = {.kind = 1, .a = R(sigma_t / sigma_s), .b = R(alpha_t * phi_1)};
+    sv_dpm_update(call, dst, x, ms, NULL, NULL, &k, N, is_f32(ns));
 }
 
 /* Multistep DPM-Solver-2 from t1 (= T[-1]) to t, with m0 = model at t1 and m1 = model at
  * t2 (= T[-2]) (multistep_dpm_solver_second_update). */
-static void multistep2_update(const dc_noise_schedule *ns, float *x, const float *m0,
+static void multistep2_update(const dc_sampler_call *call, float *x, const float *m0,
                               const float *m1, double t1, double t2, double t, size_t N)
 {
+    const dc_noise_schedule *ns = call->ns;
     double lam_1 = dc_ns_lambda(ns, t2), lam_0 = dc_ns_lambda(ns, t1), lam_t = dc_ns_lambda(ns, t);
     double sigma_0 = dc_ns_sigma(ns, t1), sigma_t = dc_ns_sigma(ns, t);
     double alpha_t = dc_ns_alpha(ns, t);
@@ -130,15 +61,17 @@ static void multistep2_update(const dc_noise_schedule *ns, float *x, const float
     double phi_1 = R(expm1(-h));
     double b = R(alpha_t * phi_1);
     /* x_t = sigma_t/sigma_0 x - b m0 - (0.5 b) * ((1/r0) (m0 - m1)) */
-    k_diff(x, x, m0, m0, m1, R(sigma_t / sigma_0), b, -R(0.5 * b), R(1.0 / r0), N, is_f32(ns));
+    dc_dpm_coeffs k = {.kind = 2, .a = R(sigma_t / sigma_0), .b = b, .c = -R(0.5 * b), .d = R(1.0 / r0)};
+    sv_dpm_update(call, x, x, m0, m0, m1, &k, N, is_f32(ns));
 }
 
 /* Multistep DPM-Solver-3 (multistep_dpm_solver_third_update): m0, m1, m2 at t0 > ... newest
  * first: m0 at ta (T[-1]), m1 at tb (T[-2]), m2 at tc (T[-3]). */
-static void multistep3_update(const dc_noise_schedule *ns, float *x, const float *m0,
+static void multistep3_update(const dc_sampler_call *call, float *x, const float *m0,
                               const float *m1, const float *m2, double ta, double tb, double tc,
                               double t, size_t N)
 {
+    const dc_noise_schedule *ns = call->ns;
     double lam_2 = dc_ns_lambda(ns, tc), lam_1 = dc_ns_lambda(ns, tb);
     double lam_0 = dc_ns_lambda(ns, ta), lam_t = dc_ns_lambda(ns, t);
     double sigma_0 = dc_ns_sigma(ns, ta), sigma_t = dc_ns_sigma(ns, t);
@@ -153,8 +86,9 @@ static void multistep3_update(const dc_noise_schedule *ns, float *x, const float
     double phi_1 = R(expm1(-h));
     double phi_2 = R(R(phi_1 / h) + 1.0);
     double phi_3 = R(R(phi_2 / h) - 0.5);
-    k_ms3(x, x, m0, m1, m2, R(sigma_t / sigma_0), R(alpha_t * phi_1), d0, d1, e, f,
-          R(alpha_t * phi_2), R(alpha_t * phi_3), N, is_f32(ns));
+    dc_dpm_coeffs k = {.kind = 3, .a = R(sigma_t / sigma_0), .b = R(alpha_t * phi_1), .d = d0, .e = d1,
+                       .f = e, .g = f, .p = R(alpha_t * phi_2), .q = R(alpha_t * phi_3)};
+    sv_dpm_update(call, x, x, m0, m1, m2, &k, N, is_f32(ns));
 }
 
 /* Singlestep DPM-Solver of the given order from s to t; r1, r2 from the inner grid. Uses the
@@ -170,7 +104,7 @@ static int singlestep_update(dc_sampler_call *call, float *x, int order, double 
     if (rc)
         return rc;
     if (order == 1) {
-        first_update(ns, x, x, ms, s, t, N);
+        first_update(call, x, x, ms, s, t, N);
         return DC_OK;
     }
     double lam_s = dc_ns_lambda(ns, s), lam_t = dc_ns_lambda(ns, t);
@@ -182,14 +116,16 @@ static int singlestep_update(dc_sampler_call *call, float *x, int order, double 
     double sigma_s1 = dc_ns_sigma(ns, s1), alpha_s1 = dc_ns_alpha(ns, s1);
     double phi_11 = R(expm1(R(-r1 * h)));
     /* x_s1 = sigma_s1/sigma_s x - (alpha_s1 phi_11) ms */
-    k_first(xs, x, ms, R(sigma_s1 / sigma_s), R(alpha_s1 * phi_11), N, f32);
+    dc_dpm_coeffs k1 = {.kind = 1, .a = R(sigma_s1 / sigma_s), .b = R(alpha_s1 * phi_11)};
+    sv_dpm_update(call, xs, x, ms, NULL, NULL, &k1, N, f32);
     rc = dc_sampler_eval_x0(call, m1, xs, s1, err);
     if (rc)
         return rc;
     if (order == 2) {
         /* x_t = sigma_t/sigma_s x - (alpha_t phi_1) ms - (0.5/r1)(alpha_t phi_1)(m1 - ms) */
         double b = R(alpha_t * phi_1);
-        k_diff(x, x, ms, m1, ms, R(sigma_t / sigma_s), b, -R(R(0.5 / r1) * b), 1.0, N, f32);
+        dc_dpm_coeffs k2 = {.kind = 2, .a = R(sigma_t / sigma_s), .b = b, .c = -R(R(0.5 / r1) * b), .d = 1.0};
+        sv_dpm_update(call, x, x, ms, m1, ms, &k2, N, f32);
         return DC_OK;
     }
     double s2 = dc_ns_inverse_lambda(ns, R(lam_s + R(r2 * h)));
@@ -198,14 +134,16 @@ static int singlestep_update(dc_sampler_call *call, float *x, int order, double 
     double phi_22 = R(R(phi_12 / R(r2 * h)) + 1.0);
     double phi_2 = R(R(phi_1 / h) + 1.0);
     /* x_s2 = sigma_s2/sigma_s x - (alpha_s2 phi_12) ms + (r2/r1)(alpha_s2 phi_22)(m1 - ms) */
-    k_diff(xs, x, ms, m1, ms, R(sigma_s2 / sigma_s), R(alpha_s2 * phi_12),
-           R(R(r2 / r1) * R(alpha_s2 * phi_22)), 1.0, N, f32);
+    dc_dpm_coeffs k3 = {.kind = 2, .a = R(sigma_s2 / sigma_s), .b = R(alpha_s2 * phi_12),
+                        .c = R(R(r2 / r1) * R(alpha_s2 * phi_22)), .d = 1.0};
+    sv_dpm_update(call, xs, x, ms, m1, ms, &k3, N, f32);
     rc = dc_sampler_eval_x0(call, m2, xs, s2, err);
     if (rc)
         return rc;
     /* x_t = sigma_t/sigma_s x - (alpha_t phi_1) ms + (1/r2)(alpha_t phi_2)(m2 - ms) */
-    k_diff(x, x, ms, m2, ms, R(sigma_t / sigma_s), R(alpha_t * phi_1),
-           R(R(1.0 / r2) * R(alpha_t * phi_2)), 1.0, N, f32);
+    dc_dpm_coeffs k4 = {.kind = 2, .a = R(sigma_t / sigma_s), .b = R(alpha_t * phi_1),
+                        .c = R(R(1.0 / r2) * R(alpha_t * phi_2)), .d = 1.0};
+    sv_dpm_update(call, x, x, ms, m2, ms, &k4, N, f32);
     return DC_OK;
 }
 
@@ -265,7 +203,6 @@ static int singlestep_orders(int steps, int order, int *orders)
 static int run_multistep(dc_sampler_call *call, float *x, float *const *slots, const double *ts,
                          dc_error *err)
 {
-    const dc_noise_schedule *ns = call->ns;
     const dc_sampler_options *opt = call->opt;
     const size_t N = (size_t)call->B * call->n;
     const int order = opt->order, steps = opt->steps;
@@ -284,9 +221,9 @@ static int run_multistep(dc_sampler_call *call, float *x, float *const *slots, c
     for (int step = 1; step < order; step++) {
         double t = ts[step];
         if (step == 1)
-            first_update(ns, x, x, M[0], T[0], t, N);
+            first_update(call, x, x, M[0], T[0], t, N);
         else
-            multistep2_update(ns, x, M[1], M[0], T[1], T[0], t, N);
+            multistep2_update(call, x, M[1], M[0], T[1], T[0], t, N);
         M[cnt] = slots[cnt];
         T[cnt] = t;
         rc = dc_sampler_eval_x0(call, M[cnt], x, t, err);
@@ -300,11 +237,11 @@ static int run_multistep(dc_sampler_call *call, float *x, float *const *slots, c
         if (opt->lower_order_final && steps < 10 && steps + 1 - step < order)
             step_order = steps + 1 - step;
         if (step_order == 1)
-            first_update(ns, x, x, M[cnt - 1], T[cnt - 1], t, N);
+            first_update(call, x, x, M[cnt - 1], T[cnt - 1], t, N);
         else if (step_order == 2)
-            multistep2_update(ns, x, M[cnt - 1], M[cnt - 2], T[cnt - 1], T[cnt - 2], t, N);
+            multistep2_update(call, x, M[cnt - 1], M[cnt - 2], T[cnt - 1], T[cnt - 2], t, N);
         else
-            multistep3_update(ns, x, M[2], M[1], M[0], T[2], T[1], T[0], t, N);
+            multistep3_update(call, x, M[2], M[1], M[0], T[2], T[1], T[0], t, N);
         /* slide the window; the oldest slot receives the next model value */
         free_slot = M[0];
         for (int i = 0; i < order - 1; i++) {
@@ -412,7 +349,7 @@ int dc_dpm_solver_sample(dc_sampler_call *call, float *x, float *work, dc_error 
         float *tmp = slots[opt->order];
         rc = dc_sampler_eval_x0(call, tmp, x, t_0, err);
         if (rc == DC_OK)
-            memcpy(x, tmp, N * sizeof *x);
+            sv_copy(call, x, tmp, N);
     }
     free(times);
     free(orders);

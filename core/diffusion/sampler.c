@@ -11,6 +11,7 @@
  * dc_sampler_run validates, sets out the workspace once, draws the initial noise from Philox if
  * asked, and dispatches. */
 #include "diffcr/philox.h"
+#include "diffusion/sampler_vec.h"
 #include "diffcr/sampler.h"
 
 #include <math.h>
@@ -238,29 +239,35 @@ int dc_sampler_eval_x0(dc_sampler_call *call, float *x0, const float *x, double 
     }
     call->calls++;
 
+    dc_backend *be = call->be;
     if (opt->model_output != DC_TARGET_X0 || call->emulate_wrapper) {
         const double alpha = dc_ns_alpha(ns, t), sigma = dc_ns_sigma(ns, t);
         if (opt->model_output != DC_TARGET_X0) {
-            dc_prediction_to_x0(x0, opt->model_output, x0, x, N, alpha, sigma);
+            if (be)
+                be->prediction_to_x0(x0, opt->model_output, x0, x, N, alpha, sigma);
+            else
+                dc_prediction_to_x0(x0, opt->model_output, x0, x, N, alpha, sigma);
         } else {
             /* model_wrapper: noise = (x - alpha out) / sigma; data_prediction_fn:
              * x0 = (x - sigma noise) / alpha; float32 tensors, as the published run. */
-            const float a = (float)alpha, s = (float)sigma;
-            long long total = (long long)N;
-#pragma omp parallel for schedule(static) if (total > 65536)
-            for (long long i = 0; i < total; i++) {
-                float noise = (x[i] - a * x0[i]) / s;
-                x0[i] = (x[i] - s * noise) / a;
-            }
+            if (be)
+                be->x0_roundtrip(x0, x, (float)alpha, (float)sigma, N);
+            else
+                dc_x0_roundtrip(x0, x, (float)alpha, (float)sigma, N);
         }
     }
     if (opt->x0_correction == DC_X0_DYNAMIC) {
-        dc_dynamic_threshold(x0, B, n, opt->threshold_ratio, opt->threshold_max,
-                             ns->precision == DC_NS_FLOAT32, call->scratch, NULL);
+        if (be)
+            be->dynamic_threshold(be, x0, B, n, opt->threshold_ratio, opt->threshold_max,
+                                  ns->precision == DC_NS_FLOAT32, NULL);
+        else
+            dc_dynamic_threshold(x0, B, n, opt->threshold_ratio, opt->threshold_max,
+                                 ns->precision == DC_NS_FLOAT32, call->scratch, NULL);
     } else if (opt->x0_correction == DC_X0_CLIP) {
-        const float m = (float)opt->threshold_max;
-        for (size_t i = 0; i < N; i++)
-            x0[i] = x0[i] < -m ? -m : (x0[i] > m ? m : x0[i]);
+        if (be)
+            be->clamp_abs(x0, (float)opt->threshold_max, N);
+        else
+            dc_clamp_abs(x0, (float)opt->threshold_max, N);
     }
     if (opt->progress) {
         double done = call->planned > 0 ? (double)call->calls / (double)call->planned : 1.0;
@@ -300,9 +307,10 @@ int dc_sampler_run(const dc_noise_schedule *ns, const dc_sampler_options *opt,
     if ((uint64_t)n >= ((uint64_t)1 << 34))
         return dc_fail(err, DC_ERR_ARG, "sampler: %zu values per sample exceed 2^34", n);
     const size_t need = dc_sampler_workspace_floats(opt, B, n);
+    dc_backend *be = opt->backend;
     float *own = NULL;
     if (!work) {
-        own = malloc(need * sizeof *own);
+        own = be ? dc_alloc_floats(be, need) : malloc(need * sizeof *own);
         if (!own)
             return dc_fail(err, DC_ERR_NOMEM, "sampler: cannot allocate %zu floats of workspace", need);
         work = own;
@@ -310,14 +318,15 @@ int dc_sampler_run(const dc_noise_schedule *ns, const dc_sampler_options *opt,
         return dc_fail(err, DC_ERR_ARG, "sampler: workspace of %zu floats, need %zu", work_floats, need);
     }
     const size_t slot_floats = need - n - (size_t)B;
-
-    if (x_T) {
-        if (x_T != out)
-            memmove(out, x_T, (size_t)B * n * sizeof *out);
-    } else {
-        for (int b = 0; b < B && rc == DC_OK; b++)
-            rc = dc_philox_fill_normal(out + (size_t)b * n, n, opt->seed, DC_PHILOX_STREAM_INIT,
-                                       opt->tile_id + (uint32_t)b, 0, err);
+    /* the model's time input is a host array; on a backend the workspace may not be host memory */
+    float tin_local[64], *tin = work + slot_floats, *tin_own = NULL;
+    if (be) {
+        tin = B <= 64 ? tin_local : (tin_own = malloc((size_t)B * sizeof *tin_own));
+        if (!tin) {
+            if (own)
+                be->release(be, own);
+            return dc_fail(err, DC_ERR_NOMEM, "sampler: out of memory");
+        }
     }
 
     dc_sampler_call call;
@@ -327,12 +336,21 @@ int dc_sampler_run(const dc_noise_schedule *ns, const dc_sampler_options *opt,
     call.user = user;
     call.B = B;
     call.n = n;
-    call.tin = work + slot_floats;
+    call.tin = tin;
     call.scratch = work + slot_floats + B;
     call.calls = 0;
     call.planned = planned;
     call.emulate_wrapper = ns->precision == DC_NS_FLOAT32 && opt->kind == DC_SAMPLER_DPM_SOLVER_PP &&
                            opt->model_output == DC_TARGET_X0;
+    call.be = be;
+
+    if (x_T) {
+        sv_copy(&call, out, x_T, (size_t)B * n);
+    } else {
+        for (int b = 0; b < B && rc == DC_OK; b++)
+            rc = sv_fill_normal(&call, out + (size_t)b * n, n, DC_PHILOX_STREAM_INIT, opt->tile_id + (uint32_t)b,
+                                0, err);
+    }
 
     if (rc == DC_OK && opt->progress && !opt->progress(0.0, "diffusion sampling", opt->progress_arg))
         rc = dc_fail(err, DC_ERR_CANCELLED, "sampling cancelled before the first model call");
@@ -353,7 +371,13 @@ int dc_sampler_run(const dc_noise_schedule *ns, const dc_sampler_options *opt,
         stats->model_calls = call.calls;
         stats->steps = opt->kind == DC_SAMPLER_DPM_SOLVER_PP ? opt->steps : planned;
     }
-    free(own);
+    if (own) {
+        if (be)
+            be->release(be, own);
+        else
+            free(own);
+    }
+    free(tin_own);
     return rc;
 }
 
@@ -362,7 +386,7 @@ int dc_sampler_step_noise(const dc_sampler_call *call, float *noise, uint32_t st
     const dc_sampler_options *opt = call->opt;
     int rc = DC_OK;
     for (int b = 0; b < call->B && rc == DC_OK; b++)
-        rc = dc_philox_fill_normal(noise + (size_t)b * call->n, call->n, opt->seed, DC_PHILOX_STREAM_SAMPLER,
-                                   opt->tile_id + (uint32_t)b, step, err);
+        rc = sv_fill_normal(call, noise + (size_t)b * call->n, call->n, DC_PHILOX_STREAM_SAMPLER,
+                            opt->tile_id + (uint32_t)b, step, err);
     return rc;
 }

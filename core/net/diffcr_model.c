@@ -4,9 +4,10 @@
  * so dc_model_sample computes the condition branch once (dc_unet_set_condition) and every one of the
  * sampler's calls runs only the main branch.
  *
- * The sampler's arithmetic runs on the host (a few vector passes per step, small next to a network
- * call); on a device backend each call moves x_t down and x0 up through page-locked buffers, and
- * nothing is allocated inside the sampling loop. */
+ * The sampler runs where the network runs: on a device backend its vectors are device memory and
+ * its passes go through the op table, so per call only the B time inputs cross the bus; the
+ * conditions go down once per tile and the result comes up once. Nothing is allocated inside the
+ * sampling loop. */
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,9 +30,9 @@ struct dc_model {
     char bands[64];
     /* per-size buffers, reused while (B, H, W) holds */
     int B, H, W;
-    float *work;                  /* sampler workspace, host (pinned on CUDA) */
+    float *work;                  /* sampler workspace, on the backend */
     size_t work_floats;
-    float *d_cond, *d_x, *d_x0;   /* device backends: the network's inputs and output */
+    float *d_cond, *d_x;          /* device backends: the conditions, and the sample being drawn */
 };
 
 void dc_model_options_default(dc_model_options *o)
@@ -169,14 +170,12 @@ static void release_buffers(dc_model *m)
     if (!m->be)
         return;
     if (m->work)
-        m->be->host_release(m->be, m->work);
+        m->be->release(m->be, m->work);
     if (m->d_cond)
         m->be->release(m->be, m->d_cond);
     if (m->d_x)
         m->be->release(m->be, m->d_x);
-    if (m->d_x0)
-        m->be->release(m->be, m->d_x0);
-    m->work = m->d_cond = m->d_x = m->d_x0 = NULL;
+    m->work = m->d_cond = m->d_x = NULL;
     m->B = m->H = m->W = 0;
 }
 
@@ -199,20 +198,13 @@ const char *dc_model_bands(const dc_model *m) { return m->bands; }
 const char *dc_model_backend_name(const dc_model *m) { return m->be->name; }
 dc_time_input dc_model_time_input(const dc_model *m) { return m->time_input; }
 
-/* The sampler's view of the network: x0 = UNet(cached condition, x_t, tin). */
+/* The sampler's view of the network: x0 = UNet(cached condition, x_t, tin); x and x0 are the
+ * backend's memory (the sampler runs there too). */
 static int x0_from_network(void *user, float *x0, const float *x, const float *tin, int B, dc_error *err)
 {
     dc_model *m = user;
-    dc_backend *be = m->be;
-    if (be->is_host)
-        return dc_unet_forward_cached(m->net, x0, x, tin, err);
-    size_t bytes = (size_t)B * m->H * m->W * m->cfg.img_channel * sizeof(float);
-    be->to_device(be, m->d_x, x, bytes);
-    int rc = dc_unet_forward_cached(m->net, m->d_x0, m->d_x, tin, err);
-    if (rc != DC_OK)
-        return rc;
-    be->to_host(be, x0, m->d_x0, bytes);
-    return be->synchronize(be, err);
+    (void)B;
+    return dc_unet_forward_cached(m->net, x0, x, tin, err);
 }
 
 static int size_buffers(dc_model *m, int B, int H, int W, dc_error *err)
@@ -223,13 +215,12 @@ static int size_buffers(dc_model *m, int B, int H, int W, dc_error *err)
     dc_backend *be = m->be;
     size_t n = (size_t)H * W * m->cfg.img_channel;
     m->work_floats = dc_sampler_workspace_floats(&m->opt.sampler, B, n);
-    m->work = be->host_alloc(be, m->work_floats * sizeof *m->work);
+    m->work = dc_alloc_floats(be, m->work_floats);
     int ok = m->work != NULL;
     if (ok && !be->is_host) {
         m->d_cond = dc_alloc_floats(be, (size_t)B * n * m->cfg.ndates);
         m->d_x = dc_alloc_floats(be, (size_t)B * n);
-        m->d_x0 = dc_alloc_floats(be, (size_t)B * n);
-        ok = m->d_cond && m->d_x && m->d_x0;
+        ok = m->d_cond && m->d_x;
     }
     if (!ok) {
         release_buffers(m);
@@ -264,6 +255,18 @@ int dc_model_sample(dc_model *m, float *out, const float *cond, int B, int H, in
     so.tile_id = tile_id;
     so.progress = progress;
     so.progress_arg = progress_arg;
-    return dc_sampler_run(&m->ns, &so, x0_from_network, m, init_noise, out, B, n, m->work,
-                          m->work_floats, stats, err);
+    if (be->is_host)
+        return dc_sampler_run(&m->ns, &so, x0_from_network, m, init_noise, out, B, n, m->work,
+                              m->work_floats, stats, err);
+    so.backend = be;
+    const float *x_T = NULL;
+    if (init_noise) {
+        be->to_device(be, m->d_x, init_noise, (size_t)B * n * sizeof(float));
+        x_T = m->d_x;
+    }
+    rc = dc_sampler_run(&m->ns, &so, x0_from_network, m, x_T, m->d_x, B, n, m->work, m->work_floats, stats, err);
+    if (rc != DC_OK)
+        return rc;
+    be->to_host(be, out, m->d_x, (size_t)B * n * sizeof(float));
+    return be->synchronize(be, err);
 }

@@ -206,6 +206,12 @@ static void fill_common(dc_backend *be)
     be->grad_norm = cpu_grad_norm;
     be->philox_fill_normal = cpu_philox_fill_normal;
     be->dynamic_threshold = cpu_dynamic_threshold;
+    be->dpm_update = dc_dpm_update;
+    be->x0_roundtrip = dc_x0_roundtrip;
+    be->prediction_to_x0 = dc_prediction_to_x0;
+    be->clamp_abs = dc_clamp_abs;
+    be->ddim_update = dc_ddim_update;
+    be->ddpm_update = dc_ddpm_update;
     be->weights_changed = cpu_weights_changed;
     be->set_inference = cpu_set_inference;
     be->destroy = cpu_destroy;

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "diffcr/backend.h"
 #include "diffcr/philox.h"
 #include "diffcr/sampler.h"
 #include "diffcr/schedule.h"
@@ -556,6 +557,54 @@ START_TEST(test_determinism)
 }
 END_TEST
 
+/* The samplers driven through a backend's op table (how they run on a GPU) against the host path:
+ * the "ref" backend's memory is host memory and its entries are the host references, so every
+ * configuration must give the same bits. This checks the table-driven control flow (copies, noise,
+ * thresholding, the update kinds) without a GPU; tests/gpu compares the CUDA entries. */
+START_TEST(test_backend_driven)
+{
+    dc_noise_schedule ns32, ns64;
+    diffcr_schedule(&ns32, DC_NS_FLOAT32);
+    diffcr_schedule(&ns64, DC_NS_DOUBLE);
+    dc_backend *be = NULL;
+    ck_assert_int_eq(dc_backend_create(&be, "ref", 0, NULL), DC_OK);
+    float *a = malloc(2 * BIG_N * sizeof *a), *b = malloc(2 * BIG_N * sizeof *b);
+    ck_assert(a && b);
+    struct { int kind, order, method, steps; dc_x0_correction corr; dc_target_kind out; double eta; int f64; } cases[] = {
+        {DC_SAMPLER_DPM_SOLVER_PP, 2, DC_DPM_MULTISTEP, 20, DC_X0_DYNAMIC, DC_TARGET_X0, 0, 0},
+        {DC_SAMPLER_DPM_SOLVER_PP, 3, DC_DPM_MULTISTEP, 12, DC_X0_CLIP, DC_TARGET_EPS, 0, 0},
+        {DC_SAMPLER_DPM_SOLVER_PP, 1, DC_DPM_MULTISTEP, 6, DC_X0_NONE, DC_TARGET_V, 0, 1},
+        {DC_SAMPLER_DPM_SOLVER_PP, 3, DC_DPM_SINGLESTEP, 10, DC_X0_DYNAMIC, DC_TARGET_X0, 0, 0},
+        {DC_SAMPLER_DPM_SOLVER_PP, 2, DC_DPM_SINGLESTEP, 7, DC_X0_NONE, DC_TARGET_X0, 0, 1},
+        {DC_SAMPLER_DDIM, 2, 0, 8, DC_X0_DYNAMIC, DC_TARGET_X0, 0.5, 0},
+        {DC_SAMPLER_DDPM, 2, 0, 8, DC_X0_CLIP, DC_TARGET_EPS, 0, 0},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        dc_sampler_options o = dc_sampler_options_default();
+        o.kind = cases[c].kind;
+        o.order = cases[c].order;
+        o.method = cases[c].method;
+        o.steps = cases[c].steps;
+        o.x0_correction = cases[c].corr;
+        o.model_output = cases[c].out;
+        o.eta = cases[c].eta;
+        o.seed = 3;
+        o.tile_id = 9;
+        const dc_noise_schedule *ns = cases[c].f64 ? &ns64 : &ns32;
+        ck_assert_int_eq(dc_sampler_run(ns, &o, tanh_fn, NULL, NULL, a, 2, BIG_N, NULL, 0, NULL, NULL), DC_OK);
+        o.backend = be;
+        ck_assert_int_eq(dc_sampler_run(ns, &o, tanh_fn, NULL, NULL, b, 2, BIG_N, NULL, 0, NULL, NULL), DC_OK);
+        ck_assert_msg(memcmp(a, b, 2 * BIG_N * sizeof *a) == 0, "case %zu (%s): backend-driven run differs", c,
+                      dc_sampler_kind_name(cases[c].kind));
+    }
+    dc_backend_destroy(be);
+    free(a);
+    free(b);
+    dc_noise_schedule_free(&ns32);
+    dc_noise_schedule_free(&ns64);
+}
+END_TEST
+
 START_TEST(test_call_counts)
 {
     dc_noise_schedule ns;
@@ -733,6 +782,7 @@ static Suite *sampler_suite(void)
     suite_add_tcase(s, tc);
     TCase *td = tcase_create("control");
     tcase_add_test(td, test_determinism);
+    tcase_add_test(td, test_backend_driven);
     tcase_add_test(td, test_call_counts);
     tcase_add_test(td, test_control);
     suite_add_tcase(s, td);

@@ -21,6 +21,8 @@
 #include "diffcr/error.h"
 #include "diffcr/ops.h"
 #include "diffcr/optim.h"
+#include "diffcr/sampler.h"
+#include "diffcr/schedule.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -119,6 +121,16 @@ struct dc_backend {
                               uint32_t tile, uint32_t step, dc_error *err);
     void (*dynamic_threshold)(dc_backend *be, float *x0, int B, size_t n, double ratio,
                               double max_val, int float32_rank, float *s_out);
+    /* the samplers' vector passes (sampler.h), so a sampler runs on the backend's memory */
+    void (*dpm_update)(float *, const float *, const float *, const float *, const float *,
+                       const dc_dpm_coeffs *, size_t, int);
+    void (*x0_roundtrip)(float *, const float *, float, float, size_t);
+    void (*prediction_to_x0)(float *, dc_target_kind, const float *, const float *, size_t, double,
+                             double);
+    void (*clamp_abs)(float *, float, size_t);
+    void (*ddim_update)(float *, const float *, const float *, double, double, double, double,
+                        double, size_t);
+    void (*ddpm_update)(float *, const float *, const float *, double, double, double, size_t);
 
     /* lifecycle */
     void (*weights_changed)(dc_backend *be);           /* weight memory was modified */

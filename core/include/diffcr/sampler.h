@@ -1,8 +1,9 @@
 /* diffcr — diffusion samplers: DPM-Solver++ (DiffCR's), DDIM and DDPM ancestral.
  *
- * The samplers run on host float arrays laid out batch-major [B][n] (n = C*H*W values per sample,
+ * The samplers run on float arrays laid out batch-major [B][n] (n = C*H*W values per sample,
  * any layout inside a sample: only dynamic thresholding looks across a sample, and it treats the n
- * values as one set). The network is a callback that predicts x0 (or eps / v, see model_output)
+ * values as one set): host arrays, or the memory of a backend (options.backend), in which case
+ * every vector pass runs there through the op table (a GPU sampler moves nothing to the host). The network is a callback that predicts x0 (or eps / v, see model_output)
  * for a batch at one time input. Everything is allocated before the step loop: either the caller
  * passes a workspace of dc_sampler_workspace_floats() floats, or dc_sampler_run allocates that
  * much once.
@@ -33,6 +34,8 @@
 
 #include "diffcr/error.h"
 #include "diffcr/schedule.h"
+
+struct dc_backend;
 
 #ifdef __cplusplus
 extern "C" {
@@ -99,6 +102,8 @@ typedef struct dc_sampler_options {
     uint32_t tile_id;           /* tile id of sample 0; sample b uses tile_id + b */
     dc_progress_fn progress;    /* may be NULL */
     void *progress_arg;
+    struct dc_backend *backend; /* NULL: x_T, out, work and the model's x/x0 are host arrays;
+                                   else that backend's memory (tin stays on the host) */
 } dc_sampler_options;
 
 /* DiffCR's sampler: DPM-Solver++, multistep, order 2, 20 steps, time_uniform, lower_order_final,
@@ -157,6 +162,7 @@ typedef struct dc_sampler_call {
     int calls;        /* made so far */
     int planned;      /* for progress */
     int emulate_wrapper; /* reproduce DPM-Solver's x0 -> eps -> x0 float32 round trip */
+    struct dc_backend *be; /* the vectors' backend, NULL for host arrays */
 } dc_sampler_call;
 
 /* x0[B][n] = corrected x0 prediction for x[B][n] at DPM time t. */
@@ -180,6 +186,34 @@ int dc_sampler_step_noise(const dc_sampler_call *call, float *noise, uint32_t st
 int dc_dpm_solver_sample(dc_sampler_call *call, float *x, float *work, dc_error *err);
 int dc_ddim_sample(dc_sampler_call *call, float *x, float *work, dc_error *err);
 int dc_ddpm_sample(dc_sampler_call *call, float *x, float *work, dc_error *err);
+
+/* ---------------------------------------------------------------------------------------------
+ * The samplers' vector passes (the CPU references; the op table has them for every backend).
+ * f32: float32 arithmetic in the order of the Python expressions (torch); else double, rounded
+ * once. Each element is computed on its own, so results do not depend on threading. */
+
+/* A DPM-Solver++ update, by kind:
+ *   1: dst = a x - b m0
+ *   2: dst = (a x - b m0) + c (d (m1 - m2))
+ *   3: D10 = d (m0 - m1), D11 = e (m1 - m2), D1 = D10 + f (D10 - D11), D2 = g (D10 - D11),
+ *      dst = ((a x - b m0) + p D1) - q D2          (multistep third order)
+ * dst may alias x. */
+typedef struct dc_dpm_coeffs {
+    int kind;
+    double a, b, c, d, e, f, g, p, q;
+} dc_dpm_coeffs;
+void dc_dpm_update(float *dst, const float *x, const float *m0, const float *m1, const float *m2,
+                   const dc_dpm_coeffs *k, size_t N, int f32);
+/* DPM-Solver's model wrapper round trip in float32: noise = (x - a x0)/s; x0 = (x - s noise)/a. */
+void dc_x0_roundtrip(float *x0, const float *x, float a, float s, size_t N);
+/* x = clamp(x, -m, m). */
+void dc_clamp_abs(float *x, float m, size_t N);
+/* DDIM: eps = (x - sa x0)/s1a; x = sap x0 + c_eps eps (+ sigma noise when noise != NULL), in double. */
+void dc_ddim_update(float *x, const float *x0, const float *noise, double sa, double s1a, double sap,
+                    double c_eps, double sigma, size_t N);
+/* DDPM posterior step: x = coef1 x0 + coef2 x (+ sd noise when noise != NULL), in double. */
+void dc_ddpm_update(float *x, const float *x0, const float *noise, double coef1, double coef2,
+                    double sd, size_t N);
 
 /* improved-diffusion's space_timesteps(num_timesteps, section_counts): the kept steps, sorted
  * ascending, into steps_out (room for max_steps); their number into *count. Section counts are
