@@ -429,6 +429,9 @@ DC_EXPORT int dc_cuda_module_create(dc_backend **out, int device, int abi, dc_er
     }
     be->impl = st;
     st->device = device;
+    /* depthwise 3x3: the direct kernels unless DIFFCR_CUDA_DWCONV=cudnn (the benchmark times both) */
+    const char *dw = getenv("DIFFCR_CUDA_DWCONV");
+    st->dw_direct = !(dw && strcmp(dw, "cudnn") == 0);
     fill_table(be);
     int rc = cuda_check(cudaSetDevice(device), "selecting the GPU", err);
     cudaDeviceProp prop;

@@ -55,6 +55,11 @@ static int is_gemm(const dc_conv_desc *d)
     return d->kernel == 1 && d->stride == 1 && d->pad == 0 && d->groups == 1;
 }
 
+static int is_dw3(const cuda_state *st, const dc_conv_desc *d)
+{
+    return st->dw_direct && d->kernel == 3 && d->stride == 1 && d->pad == 1 && d->groups == d->C && d->K == d->C;
+}
+
 /* The cuDNN-order copy of a PyTorch-order weight (re-laid out if stale). */
 static int krsc_weight(cuda_state *st, const float *w, const dc_conv_desc *d, const float **out, dc_error *err)
 {
@@ -259,6 +264,8 @@ int cuda_conv2d_forward(dc_backend *be, float *out, const float *inp, const floa
     cuda_state *st = (cuda_state *)be->impl;
     if (is_gemm(d)) {
         TRY(cuda_gemm_rows_forward(st, out, inp, weight, (size_t)d->N * d->H * d->W, d->C, d->K, err));
+    } else if (is_dw3(st, d)) {
+        cuda_dwconv3_forward(out, inp, weight, d->N, d->H, d->W, d->C);
     } else {
         cuda_conv_plan *p;
         TRY(plan_get(st, d, &p, err));
@@ -288,6 +295,8 @@ int cuda_conv2d_backward(dc_backend *be, float *dinp, float *dweight, float *dbi
             TRY(cuda_gemm_rows_backward_data(st, dinp, dout, weight, rows, d->C, d->K, err));
         if (dweight)
             TRY(cuda_gemm_rows_backward_weight(st, dweight, dout, inp, rows, d->C, d->K, err));
+    } else if (is_dw3(st, d)) {
+        cuda_dwconv3_backward(dinp, dweight, dout, inp, weight, d->N, d->H, d->W, d->C);
     } else {
         cuda_conv_plan *p;
         TRY(plan_get(st, d, &p, err));

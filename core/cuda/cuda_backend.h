@@ -39,6 +39,7 @@ typedef struct cuda_state {
     cudnnHandle_t cudnn;
     cublasHandle_t cublas;
     dc_precision precision;
+    int dw_direct;            /* depthwise 3x3 by conv_depthwise.cu (1) or cuDNN (0): DIFFCR_CUDA_DWCONV */
     cuda_conv_plan **plans;   /* one allocation each: pointers stay valid as the list grows */
     int n_plans, cap_plans;
     cuda_weight_copy *weights;
