@@ -2,7 +2,7 @@
  * result can be reproduced from the shell and compared with PyTorch.
  *
  *   diffcr-net --weights W.safetensors --input I.safetensors --output O.safetensors
- *              [--grad G.safetensors] [--config CFG.json] [--threads N] [--device cpu|ref|auto]
+ *              [--grad G.safetensors] [--config CFG.json] [--threads N] [--device auto|cpu|ref|cuda[:N]]
  *
  * I holds `x` [B, (ndates+1)*C, H, W] (NCHW as PyTorch writes it: the dates' channels, then x_t) and
  * `gamma` [B] (the time input). O receives `out` [B, C, H, W]; with --grad (tensor `dout`, out's shape)
@@ -21,13 +21,13 @@
 
 static const char *USAGE =
     "usage: diffcr-net --weights W.safetensors --input I.safetensors --output O.safetensors\n"
-    "                  [--grad G.safetensors] [--config CONFIG.json] [--threads N] [--device auto|cpu|ref]\n"
+    "                  [--grad G.safetensors] [--config CONFIG.json] [--threads N] [--device auto|cpu|ref|cuda[:N]]\n"
     "       diffcr-net init --config CONFIG.json --output W.safetensors [--seed S]\n"
     "       diffcr-net sample --weights W --cond C.safetensors --output O.safetensors [--seed S]\n"
     "                  [--steps 20] [--order 2] [--sampler dpmpp|ddim|ddpm] [--method multistep|singlestep]\n"
     "                  [--skip time_uniform|logSNR|time_quadratic] [--time-input dpm_tinput|gamma]\n"
     "                  [--eta 0] [--respacing ddim25] [--no-threshold] [--init-noise N.safetensors]\n"
-    "                  [--tile-id T] [--threads N] [--device auto|cpu|ref]\n"
+    "                  [--tile-id T] [--threads N] [--device auto|cpu|ref|cuda[:N]]\n"
     "\n"
     "Runs one DiffCR network forward on tensor x [B,(dates+1)*C,H,W] (NCHW) with time input gamma [B]\n"
     "and writes tensor out [B,C,H,W]. With --grad, runs backward from tensor dout in G and also writes\n"
@@ -132,6 +132,7 @@ static int run(const net_args *a, dc_error *err)
     dc_st_writer *w = NULL;
     float *x = NULL, *cond = NULL, *xt = NULL, *gam = NULL, *out = NULL, *out_nchw = NULL;
     float *dout = NULL, *dout_nhwc = NULL, *grads = NULL;
+    float *d_cond = NULL, *d_xt = NULL, *d_out = NULL, *d_dout = NULL; /* device backends */
     int rc;
 
     if ((rc = load_config(&cfg, a, err)) != DC_OK)
@@ -180,8 +181,23 @@ static int run(const net_args *a, dc_error *err)
         goto done;
     }
     int64_t oshape[4] = {B, ic, H, W};
+    /* the network takes the backend's memory: on a device, stage the tensors through it */
+    if (!be->is_host) {
+        d_cond = dc_alloc_floats(be, P * (size_t)nd * ic);
+        d_xt = dc_alloc_floats(be, P * (size_t)ic);
+        d_out = dc_alloc_floats(be, P * (size_t)ic);
+        d_dout = dc_alloc_floats(be, P * (size_t)ic);
+        if (!d_cond || !d_xt || !d_out || !d_dout) {
+            rc = dc_fail(err, DC_ERR_NOMEM, "out of %s memory for the network's tensors", be->name);
+            goto done;
+        }
+        be->to_device(be, d_cond, cond, P * (size_t)nd * ic * sizeof(float));
+        be->to_device(be, d_xt, xt, P * (size_t)ic * sizeof(float));
+    }
+    const float *net_cond = d_cond ? d_cond : cond, *net_xt = d_xt ? d_xt : xt;
+    float *net_out = d_out ? d_out : out;
     if (!a->grad) {
-        rc = dc_unet_forward(net, out, cond, xt, gam, B, H, W, err);
+        rc = dc_unet_forward(net, net_out, net_cond, net_xt, gam, B, H, W, err);
     } else {
         if ((rc = dc_st_open(&gin, a->grad, err)) != DC_OK)
             goto done;
@@ -199,8 +215,10 @@ static int run(const net_args *a, dc_error *err)
         if ((rc = dc_st_read_f32(gin, "dout", dout, P * ic, err)) != DC_OK)
             goto done;
         nchw_to_nhwc(dout_nhwc, dout, B, ic, H, W, 0, ic);
-        if ((rc = dc_unet_forward_train(net, out, cond, xt, gam, B, H, W, err)) != DC_OK ||
-            (rc = dc_unet_backward(net, dout_nhwc, err)) != DC_OK)
+        if (d_dout)
+            be->to_device(be, d_dout, dout_nhwc, P * (size_t)ic * sizeof(float));
+        if ((rc = dc_unet_forward_train(net, net_out, net_cond, net_xt, gam, B, H, W, err)) != DC_OK ||
+            (rc = dc_unet_backward(net, d_dout ? d_dout : dout_nhwc, err)) != DC_OK)
             goto done;
         const dc_param_table *tab = dc_unet_params_table(net);
         grads = malloc(tab->total * sizeof *grads);
@@ -221,6 +239,11 @@ static int run(const net_args *a, dc_error *err)
     }
     if (rc != DC_OK)
         goto done;
+    if (d_out) {
+        be->to_host(be, out, d_out, P * (size_t)ic * sizeof(float));
+        if ((rc = be->synchronize(be, err)) != DC_OK)
+            goto done;
+    }
     nhwc_to_nchw(out_nchw, out, B, ic, H, W);
     if ((rc = dc_st_writer_add(w, "out", DC_DTYPE_F32, 4, oshape, out_nchw, err)) != DC_OK)
         goto done;
@@ -228,6 +251,12 @@ static int run(const net_args *a, dc_error *err)
 done:
     dc_st_writer_free(w);
     dc_unet_destroy(net);
+    if (be) {
+        float *dev[4] = {d_cond, d_xt, d_out, d_dout};
+        for (int i = 0; i < 4; i++)
+            if (dev[i])
+                be->release(be, dev[i]);
+    }
     dc_backend_destroy(be);
     dc_st_close(in);
     dc_st_close(gin);
