@@ -117,6 +117,8 @@ static int shared_arguments(CPLXMLNode *args, const dc_decloud_options *o,
         set_arg_int(args, "threads", o->threads);
     if (o->device && strcmp(o->device, "auto") != 0)
         set_arg(args, "device", o->device);
+    if (o->precision && strcmp(o->precision, "fp32") != 0)
+        set_arg(args, "precision", o->precision);
     if (o->samples > 1)
         set_arg_int(args, "samples", o->samples);
     /* The tile grid as resolved now, so a later default cannot move the tiles. */

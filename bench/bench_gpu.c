@@ -29,6 +29,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_timing.h"
 #include "diffcr/backend.h"
 #include "diffcr/ops.h"
 #include "diffcr/optim.h"
@@ -46,25 +47,6 @@ typedef struct options {
     int width, size, train_size, train_batch, reps, torch;
     const char *device, *precisions, *python;
 } options;
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 /* --- the workloads ------------------------------------------------------------------------------ */
 

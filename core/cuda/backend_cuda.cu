@@ -155,25 +155,27 @@ static void cu_release(dc_backend *be, void *p)
         cudaFree(p);
 }
 
+/* A copy across the bus that returns once done: a page-locked source may be rewritten by the
+ * caller, or the destination read, as soon as this returns. */
+static void copy_sync(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind, const char *what)
+{
+    if (!bytes)
+        return;
+    if (cudaMemcpyAsync(dst, src, bytes, kind, cudaStreamPerThread) != cudaSuccess ||
+        cudaStreamSynchronize(cudaStreamPerThread) != cudaSuccess)
+        cuda_note_error(what);
+}
+
 static void cu_to_device(dc_backend *be, void *dst, const void *src, size_t bytes)
 {
     (void)be;
-    if (!bytes)
-        return;
-    /* wait: a page-locked source may be rewritten by the caller as soon as this returns */
-    if (cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, cudaStreamPerThread) != cudaSuccess ||
-        cudaStreamSynchronize(cudaStreamPerThread) != cudaSuccess)
-        cuda_note_error("copy to the device failed");
+    copy_sync(dst, src, bytes, cudaMemcpyHostToDevice, "copy to the device failed");
 }
 
 static void cu_to_host(dc_backend *be, void *dst, const void *src, size_t bytes)
 {
     (void)be;
-    if (!bytes)
-        return;
-    if (cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, cudaStreamPerThread) != cudaSuccess ||
-        cudaStreamSynchronize(cudaStreamPerThread) != cudaSuccess)
-        cuda_note_error("copy to the host failed");
+    copy_sync(dst, src, bytes, cudaMemcpyDeviceToHost, "copy to the host failed");
 }
 
 static void cu_copy(dc_backend *be, void *dst, const void *src, size_t bytes)

@@ -17,13 +17,6 @@
 #include "cuda/cuda_backend.h"
 #include "cuda/cuda_ops.h"
 
-#define TRY(call)               \
-    do {                        \
-        int rc_ = (call);       \
-        if (rc_ != DC_OK)       \
-            return rc_;         \
-    } while (0)
-
 /* --- filter layout ------------------------------------------------------------------------- */
 
 /* to_krsc: dst[k][r][s][c] = src[k][c][r][s]; else the inverse. One thread per element. */
@@ -78,7 +71,7 @@ static int krsc_weight(cuda_state *st, const float *w, const dc_conv_desc *d, co
         }
         wc = &st->weights[st->n_weights];
         memset(wc, 0, sizeof *wc);
-        TRY(cuda_check(cudaMalloc((void **)&wc->krsc, numel * sizeof(float)), "allocating a re-laid-out filter", err));
+        DC_TRY(cuda_check(cudaMalloc((void **)&wc->krsc, numel * sizeof(float)), "allocating a re-laid-out filter", err));
         wc->src = w, wc->numel = numel;
         wc->valid = 0;
         st->n_weights++;
@@ -263,20 +256,20 @@ int cuda_conv2d_forward(dc_backend *be, float *out, const float *inp, const floa
 {
     cuda_state *st = (cuda_state *)be->impl;
     if (is_gemm(d)) {
-        TRY(cuda_gemm_rows_forward(st, out, inp, weight, (size_t)d->N * d->H * d->W, d->C, d->K, err));
+        DC_TRY(cuda_gemm_rows_forward(st, out, inp, weight, (size_t)d->N * d->H * d->W, d->C, d->K, err));
     } else if (is_dw3(st, d)) {
         cuda_dwconv3_forward(out, inp, weight, d->N, d->H, d->W, d->C);
     } else {
         cuda_conv_plan *p;
-        TRY(plan_get(st, d, &p, err));
+        DC_TRY(plan_get(st, d, &p, err));
         if (!p->have_fwd)
-            TRY(choose_fwd(st, p, err));
+            DC_TRY(choose_fwd(st, p, err));
         const float *w = weight;
         if (needs_relayout(d))
-            TRY(krsc_weight(st, weight, d, &w, err));
+            DC_TRY(krsc_weight(st, weight, d, &w, err));
         const float one = 1.0f, zero = 0.0f;
-        TRY(cudnn_check(cudnnSetConvolutionMathType(p->conv, p->fwd_math), "cudnnSetConvolutionMathType", err));
-        TRY(cudnn_check(cudnnConvolutionForward(st->cudnn, &one, p->x, inp, p->w, w, p->conv, p->fwd, st->workspace,
+        DC_TRY(cudnn_check(cudnnSetConvolutionMathType(p->conv, p->fwd_math), "cudnnSetConvolutionMathType", err));
+        DC_TRY(cudnn_check(cudnnConvolutionForward(st->cudnn, &one, p->x, inp, p->w, w, p->conv, p->fwd, st->workspace,
                                                 p->fwd_ws, &zero, p->y, out),
                         "cudnnConvolutionForward", err));
     }
@@ -292,37 +285,37 @@ int cuda_conv2d_backward(dc_backend *be, float *dinp, float *dweight, float *dbi
     if (is_gemm(d)) {
         size_t rows = (size_t)d->N * d->H * d->W;
         if (dinp)
-            TRY(cuda_gemm_rows_backward_data(st, dinp, dout, weight, rows, d->C, d->K, err));
+            DC_TRY(cuda_gemm_rows_backward_data(st, dinp, dout, weight, rows, d->C, d->K, err));
         if (dweight)
-            TRY(cuda_gemm_rows_backward_weight(st, dweight, dout, inp, rows, d->C, d->K, err));
+            DC_TRY(cuda_gemm_rows_backward_weight(st, dweight, dout, inp, rows, d->C, d->K, err));
     } else if (is_dw3(st, d)) {
         cuda_dwconv3_backward(dinp, dweight, dout, inp, weight, d->N, d->H, d->W, d->C);
     } else {
         cuda_conv_plan *p;
-        TRY(plan_get(st, d, &p, err));
+        DC_TRY(plan_get(st, d, &p, err));
         const float one = 1.0f, zero = 0.0f;
         if (dinp) {
             if (!p->have_bwd_data)
-                TRY(choose_bwd_data(st, p, err));
+                DC_TRY(choose_bwd_data(st, p, err));
             const float *w = weight;
             if (needs_relayout(d))
-                TRY(krsc_weight(st, weight, d, &w, err));
-            TRY(cudnn_check(cudnnSetConvolutionMathType(p->conv, p->bwd_data_math), "cudnnSetConvolutionMathType", err));
-            TRY(cudnn_check(cudnnConvolutionBackwardData(st->cudnn, &one, p->w, w, p->y, dout, p->conv, p->bwd_data,
+                DC_TRY(krsc_weight(st, weight, d, &w, err));
+            DC_TRY(cudnn_check(cudnnSetConvolutionMathType(p->conv, p->bwd_data_math), "cudnnSetConvolutionMathType", err));
+            DC_TRY(cudnn_check(cudnnConvolutionBackwardData(st->cudnn, &one, p->w, w, p->y, dout, p->conv, p->bwd_data,
                                                          st->workspace, p->bwd_data_ws, &zero, p->x, dinp),
                             "cudnnConvolutionBackwardData", err));
         }
         if (dweight) {
             if (!p->have_bwd_filter)
-                TRY(choose_bwd_filter(st, p, err));
+                DC_TRY(choose_bwd_filter(st, p, err));
             size_t numel = dc_conv_weight_numel(d);
             float *dw = dweight;
             if (needs_relayout(d)) {
-                TRY(cuda_grow((void **)&st->wgrad, &st->wgrad_bytes, numel * sizeof(float), "weight-gradient scratch", err));
+                DC_TRY(cuda_grow((void **)&st->wgrad, &st->wgrad_bytes, numel * sizeof(float), "weight-gradient scratch", err));
                 dw = st->wgrad;
             }
-            TRY(cudnn_check(cudnnSetConvolutionMathType(p->conv, p->bwd_filter_math), "cudnnSetConvolutionMathType", err));
-            TRY(cudnn_check(cudnnConvolutionBackwardFilter(st->cudnn, &one, p->x, inp, p->y, dout, p->conv, p->bwd_filter,
+            DC_TRY(cudnn_check(cudnnSetConvolutionMathType(p->conv, p->bwd_filter_math), "cudnnSetConvolutionMathType", err));
+            DC_TRY(cudnn_check(cudnnConvolutionBackwardFilter(st->cudnn, &one, p->x, inp, p->y, dout, p->conv, p->bwd_filter,
                                                            st->workspace, p->bwd_filter_ws, &zero, p->w, dw),
                             "cudnnConvolutionBackwardFilter", err));
             if (dw != dweight)
@@ -330,7 +323,7 @@ int cuda_conv2d_backward(dc_backend *be, float *dinp, float *dweight, float *dbi
         }
     }
     if (dbias)
-        TRY(cuda_gemm_rows_bias_grad(st, dbias, dout, out_pixels(d), d->K, err));
+        DC_TRY(cuda_gemm_rows_bias_grad(st, dbias, dout, out_pixels(d), d->K, err));
     return cuda_check(cudaPeekAtLastError(), "convolution backward", err);
 }
 

@@ -13,8 +13,10 @@
  * results are deterministic and agree with the CPU to float rounding. */
 #include "launch.cuh"
 
-/* out[n,y,x,c] = sum_{ky,kx} in[n, y+ky-1, x+kx-1, c] * w[c][ky][kx]   (zero outside) */
-__global__ void dw3_forward_kernel(float *out, const float *inp, const float *w, int N, int H, int W, int C)
+/* out[n,y,x,c] = sum_{ky,kx} in[n, y+s(ky-1), x+s(kx-1), c] * w[c][ky][kx]  (zero outside), with
+ * s = +1 for the forward pass and s = -1 for backward-data (the gradient of a 3x3 correlation is
+ * the correlation of dout with the flipped filter, i.e. the offsets reversed). */
+__global__ void dw3_correlate_kernel(float *out, const float *inp, const float *w, int N, int H, int W, int C, int s)
 {
     const size_t total = (size_t)N * H * W * C;
     DC_FOR(i, total)
@@ -26,44 +28,17 @@ __global__ void dw3_forward_kernel(float *out, const float *inp, const float *w,
         const float *wc = w + (size_t)c * 9;
         float acc = 0.0f;
         for (int ky = 0; ky < 3; ky++) {
-            const int yy = y + ky - 1;
+            const int yy = y + s * (ky - 1);
             if (yy < 0 || yy >= H)
                 continue;
             for (int kx = 0; kx < 3; kx++) {
-                const int xx = x + kx - 1;
+                const int xx = x + s * (kx - 1);
                 if (xx < 0 || xx >= W)
                     continue;
                 acc += inp[((n * H + yy) * W + xx) * C + c] * wc[ky * 3 + kx];
             }
         }
         out[i] = acc;
-    }
-}
-
-/* dinp[n,y,x,c] = sum_{ky,kx} dout[n, y-ky+1, x-kx+1, c] * w[c][ky][kx] */
-__global__ void dw3_backward_data_kernel(float *dinp, const float *dout, const float *w, int N, int H, int W, int C)
-{
-    const size_t total = (size_t)N * H * W * C;
-    DC_FOR(i, total)
-    {
-        const int c = (int)(i % C);
-        const size_t pix = i / C;
-        const int x = (int)(pix % W), y = (int)((pix / W) % H);
-        const size_t n = pix / ((size_t)W * H);
-        const float *wc = w + (size_t)c * 9;
-        float acc = 0.0f;
-        for (int ky = 0; ky < 3; ky++) {
-            const int yy = y - ky + 1;
-            if (yy < 0 || yy >= H)
-                continue;
-            for (int kx = 0; kx < 3; kx++) {
-                const int xx = x - kx + 1;
-                if (xx < 0 || xx >= W)
-                    continue;
-                acc += dout[((n * H + yy) * W + xx) * C + c] * wc[ky * 3 + kx];
-            }
-        }
-        dinp[i] = acc;
     }
 }
 
@@ -128,7 +103,7 @@ extern "C" void cuda_dwconv3_forward(float *out, const float *inp, const float *
 {
     size_t total = (size_t)N * H * W * C;
     if (total)
-        dw3_forward_kernel<<<dc_blocks(total), DC_BLOCK, 0, DC_STREAM>>>(out, inp, w, N, H, W, C);
+        dw3_correlate_kernel<<<dc_blocks(total), DC_BLOCK, 0, DC_STREAM>>>(out, inp, w, N, H, W, C, 1);
 }
 
 extern "C" void cuda_dwconv3_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
@@ -136,7 +111,7 @@ extern "C" void cuda_dwconv3_backward(float *dinp, float *dw, const float *dout,
 {
     size_t total = (size_t)N * H * W * C, P = (size_t)N * H * W;
     if (dinp && total)
-        dw3_backward_data_kernel<<<dc_blocks(total), DC_BLOCK, 0, DC_STREAM>>>(dinp, dout, w, N, H, W, C);
+        dw3_correlate_kernel<<<dc_blocks(total), DC_BLOCK, 0, DC_STREAM>>>(dinp, dout, w, N, H, W, C, -1);
     if (!dw)
         return;
     const unsigned ctiles = (unsigned)((C + DC_COL_X - 1) / DC_COL_X);

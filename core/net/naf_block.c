@@ -1,13 +1,6 @@
 /* diffcr — NAFBlock / CondNAFBlock forward and backward through the backend table (naf_block.h). */
 #include "net/naf_block.h"
 
-#define TRY(call)               \
-    do {                        \
-        int rc_ = (call);       \
-        if (rc_ != DC_OK)       \
-            return rc_;         \
-    } while (0)
-
 static dc_conv_desc conv1x1(int N, int H, int W, int C, int K)
 {
     dc_conv_desc d = {N, H, W, C, K, 1, 1, 0, 1};
@@ -32,19 +25,19 @@ int naf_block_forward(dc_backend *be, const float *params, const naf_block_layou
     dc_conv_desc d5 = conv1x1(N, H, W, c, c);
 
     be->layernorm2d_forward(a->ln1, a->mean1, a->rstd1, inp, p + blk->norm1_w, p + blk->norm1_b, P, c);
-    TRY(be->conv2d_forward(be, a->t1, a->ln1, p + blk->conv1_w, p + blk->conv1_b, &d1, err));
-    TRY(be->conv2d_forward(be, a->t2, a->t1, p + blk->conv2_w, p + blk->conv2_b, &d2, err));
+    DC_TRY(be->conv2d_forward(be, a->t1, a->ln1, p + blk->conv1_w, p + blk->conv1_b, &d1, err));
+    DC_TRY(be->conv2d_forward(be, a->t2, a->t1, p + blk->conv2_w, p + blk->conv2_b, &d2, err));
     be->simplegate_forward(a->g1, a->t2, P, c);
     be->sca_forward(a->s, a->pooled, a->scale, a->argmax, a->g1, p + blk->sca_avg_w, p + blk->sca_avg_b,
                     p + blk->sca_max_w, p + blk->sca_max_b, N, HW, c);
-    TRY(be->conv2d_forward(be, a->t3, a->s, p + blk->conv3_w, p + blk->conv3_b, &d3, err));
+    DC_TRY(be->conv2d_forward(be, a->t3, a->s, p + blk->conv3_w, p + blk->conv3_b, &d3, err));
     if (blk->has_time)
         be->linear_forward(a->tb, tsilu, p + blk->temb_w, p + blk->temb_b, N, DC_UNET_TEMB_DIM, c);
     be->residual_forward(a->y, inp, a->t3, p + blk->beta, blk->has_time ? a->tb : NULL, N, HW, c);
     be->layernorm2d_forward(a->ln2, a->mean2, a->rstd2, a->y, p + blk->norm2_w, p + blk->norm2_b, P, c);
-    TRY(be->conv2d_forward(be, a->t4, a->ln2, p + blk->conv4_w, p + blk->conv4_b, &d4, err));
+    DC_TRY(be->conv2d_forward(be, a->t4, a->ln2, p + blk->conv4_w, p + blk->conv4_b, &d4, err));
     be->simplegate_forward(a->g2, a->t4, P, c);
-    TRY(be->conv2d_forward(be, a->t5, a->g2, p + blk->conv5_w, p + blk->conv5_b, &d5, err));
+    DC_TRY(be->conv2d_forward(be, a->t5, a->g2, p + blk->conv5_w, p + blk->conv5_b, &d5, err));
     be->residual_forward(a->out, a->y, a->t5, p + blk->gamma, NULL, N, HW, c);
     return DC_OK;
 }
@@ -65,10 +58,10 @@ int naf_block_backward(dc_backend *be, const float *params, float *grads, const 
 
     /* out = y + gamma*t5: dy gets dout directly plus the LN2 branch below. */
     be->residual_backward(s->small0, g + blk->gamma, NULL, dout, a->t5, p + blk->gamma, N, (size_t)HW, c);
-    TRY(be->conv2d_backward(be, s->big0, g + blk->conv5_w, g + blk->conv5_b, s->small0, a->g2,
+    DC_TRY(be->conv2d_backward(be, s->big0, g + blk->conv5_w, g + blk->conv5_b, s->small0, a->g2,
                             p + blk->conv5_w, &d5, err));                       /* dg2 [c] in big0 */
     be->simplegate_backward(s->big1, s->big0, a->t4, P, c);                     /* dt4 [2c] */
-    TRY(be->conv2d_backward(be, s->small0, g + blk->conv4_w, g + blk->conv4_b, s->big1, a->ln2,
+    DC_TRY(be->conv2d_backward(be, s->small0, g + blk->conv4_w, g + blk->conv4_b, s->big1, a->ln2,
                             p + blk->conv4_w, &d4, err));                       /* dln2 */
     be->layernorm2d_backward(dy, g + blk->norm2_w, g + blk->norm2_b, s->small0, a->y, a->mean2,
                              a->rstd2, p + blk->norm2_w, P, c);
@@ -82,15 +75,15 @@ int naf_block_backward(dc_backend *be, const float *params, float *grads, const 
                             p + blk->temb_w, N, DC_UNET_TEMB_DIM, c);
         be->add_inplace(dtsilu, s->dtsilu_tmp, (size_t)N * DC_UNET_TEMB_DIM);
     }
-    TRY(be->conv2d_backward(be, s->big0, g + blk->conv3_w, g + blk->conv3_b, s->small0, a->s,
+    DC_TRY(be->conv2d_backward(be, s->big0, g + blk->conv3_w, g + blk->conv3_b, s->small0, a->s,
                             p + blk->conv3_w, &d3, err));                       /* ds [c] */
     be->sca_backward(s->big1, g + blk->sca_avg_w, g + blk->sca_avg_b, g + blk->sca_max_w,
                      g + blk->sca_max_b, s->big0, a->g1, a->pooled, a->scale, a->argmax,
                      p + blk->sca_avg_w, p + blk->sca_max_w, N, HW, c);          /* dg1 [c] */
     be->simplegate_backward(s->big0, s->big1, a->t2, P, c);                     /* dt2 [2c] */
-    TRY(be->conv2d_backward(be, s->big1, g + blk->conv2_w, g + blk->conv2_b, s->big0, a->t1,
+    DC_TRY(be->conv2d_backward(be, s->big1, g + blk->conv2_w, g + blk->conv2_b, s->big0, a->t1,
                             p + blk->conv2_w, &d2, err));                       /* dt1 [2c] */
-    TRY(be->conv2d_backward(be, s->small0, g + blk->conv1_w, g + blk->conv1_b, s->big1, a->ln1,
+    DC_TRY(be->conv2d_backward(be, s->small0, g + blk->conv1_w, g + blk->conv1_b, s->big1, a->ln1,
                             p + blk->conv1_w, &d1, err));                       /* dln1 */
     be->layernorm2d_backward(dinp, g + blk->norm1_w, g + blk->norm1_b, s->small0, inp, a->mean1,
                              a->rstd1, p + blk->norm1_w, P, c);

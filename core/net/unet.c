@@ -19,13 +19,6 @@
 #include "net/naf_block.h"
 #include "net/unet_layout.h"
 
-#define TRY(call)               \
-    do {                        \
-        int rc_ = (call);       \
-        if (rc_ != DC_OK)       \
-            return rc_;         \
-    } while (0)
-
 /* A list of backend allocations freed together. */
 typedef struct arena {
     dc_backend *be;
@@ -296,15 +289,15 @@ static int run_blocks_inplace(dc_unet *net, const naf_block_layout *blocks, int 
 {
     naf_block_acts a = inplace_acts(&net->inf, x);
     for (int k = 0; k < count; k++)
-        TRY(naf_block_forward(net->be, net->params, &blocks[k], x, tsilu, &a, N, h, w, err));
+        DC_TRY(naf_block_forward(net->be, net->params, &blocks[k], x, tsilu, &a, N, h, w, err));
     return DC_OK;
 }
 
 int dc_unet_set_condition(dc_unet *net, const float *cond, int B, int H, int W, dc_error *err)
 {
-    TRY(check_size(net, B, H, W, err));
+    DC_TRY(check_size(net, B, H, W, err));
     net->be->bind(net->be);
-    TRY(infer_alloc(net, B, H, W, err));
+    DC_TRY(infer_alloc(net, B, H, W, err));
     dc_backend *be = net->be;
     infer_ws *ws = &net->inf;
     const dc_unet_config *cfg = &net->cfg;
@@ -316,11 +309,11 @@ int dc_unet_set_condition(dc_unet *net, const float *cond, int B, int H, int W, 
         for (int d = 0; d < nd; d++) {
             extract_date(be, ws->cond_img, cond, n, d, H, W, ws->PH, ws->PW, nd, ic);
             dc_conv_desc di = conv_desc(1, ws->PH, ws->PW, ic, cfg->width, 3, 1, 1);
-            TRY(be->conv2d_forward(be, ws->cond_x, ws->cond_img, p + lay->cond_intro_w, p + lay->cond_intro_b, &di, err));
+            DC_TRY(be->conv2d_forward(be, ws->cond_x, ws->cond_img, p + lay->cond_intro_w, p + lay->cond_intro_b, &di, err));
             for (int i = 0; i < L; i++) {
                 int h = ws->PH >> i, w = ws->PW >> i, c = level_channels(cfg, i);
                 size_t per = (size_t)h * w * c;
-                TRY(run_blocks_inplace(net, lay->cond_enc[i], cfg->enc_blk_nums[i], ws->cond_x, NULL, 1, h, w, err));
+                DC_TRY(run_blocks_inplace(net, lay->cond_enc[i], cfg->enc_blk_nums[i], ws->cond_x, NULL, 1, h, w, err));
                 float *sum = ws->condsum[i] + (size_t)n * per;
                 if (d == 0)
                     be->copy(be, sum, ws->cond_x, per * sizeof(float));
@@ -328,7 +321,7 @@ int dc_unet_set_condition(dc_unet *net, const float *cond, int B, int H, int W, 
                     be->add_inplace(sum, ws->cond_x, per);
                 if (i + 1 < L) { /* the last cond_down's output is never used: skip it */
                     dc_conv_desc dd = conv_desc(1, h, w, c, 2 * c, 2, 2, 0);
-                    TRY(be->conv2d_forward(be, ws->C, ws->cond_x, p + lay->cond_down_w[i], p + lay->cond_down_b[i], &dd, err));
+                    DC_TRY(be->conv2d_forward(be, ws->C, ws->cond_x, p + lay->cond_down_w[i], p + lay->cond_down_b[i], &dd, err));
                     be->copy(be, ws->cond_x, ws->C, per / 2 * sizeof(float));
                 }
             }
@@ -353,25 +346,25 @@ int dc_unet_forward_cached(dc_unet *net, float *out, const float *x, const float
     temb_forward(net, &ws->t, tin, B);
     be->pad_nhwc(ws->xpad, x, B, ws->H, ws->W, ic, PH, PW);
     dc_conv_desc di = conv_desc(B, PH, PW, ic, cfg->width, 3, 1, 1);
-    TRY(be->conv2d_forward(be, ws->x[0], ws->xpad, p + lay->intro_w, p + lay->intro_b, &di, err));
+    DC_TRY(be->conv2d_forward(be, ws->x[0], ws->xpad, p + lay->intro_w, p + lay->intro_b, &di, err));
     for (int i = 0; i < L; i++) {
         int h = PH >> i, w = PW >> i, c = level_channels(cfg, i);
-        TRY(run_blocks_inplace(net, lay->enc[i], cfg->enc_blk_nums[i], ws->x[i], ws->t.tsilu, B, h, w, err));
+        DC_TRY(run_blocks_inplace(net, lay->enc[i], cfg->enc_blk_nums[i], ws->x[i], ws->t.tsilu, B, h, w, err));
         be->add_inplace(ws->x[i], ws->condsum[i], (size_t)B * h * w * c);
         dc_conv_desc dd = conv_desc(B, h, w, c, 2 * c, 2, 2, 0);
-        TRY(be->conv2d_forward(be, ws->x[i + 1], ws->x[i], p + lay->down_w[i], p + lay->down_b[i], &dd, err));
+        DC_TRY(be->conv2d_forward(be, ws->x[i + 1], ws->x[i], p + lay->down_w[i], p + lay->down_b[i], &dd, err));
     }
-    TRY(run_blocks_inplace(net, lay->middle, cfg->middle_blk_num, ws->x[L], ws->t.tsilu, B, PH >> L, PW >> L, err));
+    DC_TRY(run_blocks_inplace(net, lay->middle, cfg->middle_blk_num, ws->x[L], ws->t.tsilu, B, PH >> L, PW >> L, err));
     for (int j = 0; j < L; j++) {
         int i = L - 1 - j, h = PH >> (i + 1), w = PW >> (i + 1), c = level_channels(cfg, i + 1);
         dc_conv_desc du = conv_desc(B, h, w, c, 2 * c, 1, 1, 0);
-        TRY(be->conv2d_forward(be, ws->A, ws->x[i + 1], p + lay->up_w[j], NULL, &du, err));
+        DC_TRY(be->conv2d_forward(be, ws->A, ws->x[i + 1], p + lay->up_w[j], NULL, &du, err));
         be->pixelshuffle2_forward(ws->Bs, ws->A, B, h, w, c / 2);
         be->add_inplace(ws->x[i], ws->Bs, (size_t)B * (2 * h) * (2 * w) * (c / 2));
-        TRY(run_blocks_inplace(net, lay->dec[j], cfg->dec_blk_nums[j], ws->x[i], ws->t.tsilu, B, 2 * h, 2 * w, err));
+        DC_TRY(run_blocks_inplace(net, lay->dec[j], cfg->dec_blk_nums[j], ws->x[i], ws->t.tsilu, B, 2 * h, 2 * w, err));
     }
     dc_conv_desc de = conv_desc(B, PH, PW, cfg->width, ic, 3, 1, 1);
-    TRY(be->conv2d_forward(be, ws->outpad, ws->x[0], p + lay->ending_w, p + lay->ending_b, &de, err));
+    DC_TRY(be->conv2d_forward(be, ws->outpad, ws->x[0], p + lay->ending_w, p + lay->ending_b, &de, err));
     be->crop_nhwc(out, ws->outpad, B, PH, PW, ic, ws->H, ws->W);
     return DC_OK;
 }
@@ -379,7 +372,7 @@ int dc_unet_forward_cached(dc_unet *net, float *out, const float *x, const float
 int dc_unet_forward(dc_unet *net, float *out, const float *cond, const float *x, const float *tin,
                     int B, int H, int W, dc_error *err)
 {
-    TRY(dc_unet_set_condition(net, cond, B, H, W, err));
+    DC_TRY(dc_unet_set_condition(net, cond, B, H, W, err));
     return dc_unet_forward_cached(net, out, x, tin, err);
 }
 
@@ -508,7 +501,7 @@ static int run_blocks_train(dc_unet *net, const naf_block_layout *blocks, block_
     const float *cur = inp;
     for (int k = 0; k < count; k++) {
         stores[k].inp = cur;
-        TRY(naf_block_forward(net->be, net->params, &blocks[k], cur, tsilu, &stores[k].acts, N, h, w, err));
+        DC_TRY(naf_block_forward(net->be, net->params, &blocks[k], cur, tsilu, &stores[k].acts, N, h, w, err));
         cur = stores[k].acts.out;
     }
     *result = cur;
@@ -518,9 +511,9 @@ static int run_blocks_train(dc_unet *net, const naf_block_layout *blocks, block_
 int dc_unet_forward_train(dc_unet *net, float *out, const float *cond, const float *x,
                           const float *tin, int B, int H, int W, dc_error *err)
 {
-    TRY(check_size(net, B, H, W, err));
+    DC_TRY(check_size(net, B, H, W, err));
     net->be->bind(net->be);
-    TRY(train_alloc(net, B, H, W, err));
+    DC_TRY(train_alloc(net, B, H, W, err));
     dc_backend *be = net->be;
     train_ws *ws = &net->tr;
     const dc_unet_config *cfg = &net->cfg;
@@ -538,40 +531,40 @@ int dc_unet_forward_train(dc_unet *net, float *out, const float *cond, const flo
             extract_date(be, ws->cond_img + ((size_t)n * nd + d) * img, cond, n, d, H, W, PH, PW, nd, ic);
 
     dc_conv_desc di = conv_desc(B, PH, PW, ic, cfg->width, 3, 1, 1);
-    TRY(be->conv2d_forward(be, ws->x_in[0], ws->xpad, p + lay->intro_w, p + lay->intro_b, &di, err));
+    DC_TRY(be->conv2d_forward(be, ws->x_in[0], ws->xpad, p + lay->intro_w, p + lay->intro_b, &di, err));
     dc_conv_desc dci = conv_desc(B * nd, PH, PW, ic, cfg->width, 3, 1, 1);
-    TRY(be->conv2d_forward(be, ws->cond_in[0], ws->cond_img, p + lay->cond_intro_w, p + lay->cond_intro_b, &dci, err));
+    DC_TRY(be->conv2d_forward(be, ws->cond_in[0], ws->cond_img, p + lay->cond_intro_w, p + lay->cond_intro_b, &dci, err));
 
     for (int i = 0; i < L; i++) {
         int h = PH >> i, w = PW >> i, c = level_channels(cfg, i);
         size_t n = (size_t)B * h * w * c;
         const float *xo, *co;
-        TRY(run_blocks_train(net, lay->enc[i], ws->enc[i], cfg->enc_blk_nums[i], ws->x_in[i], ws->t.tsilu, B, h, w, &xo, err));
-        TRY(run_blocks_train(net, lay->cond_enc[i], ws->cond_enc[i], cfg->enc_blk_nums[i], ws->cond_in[i], NULL, B * nd, h, w, &co, err));
+        DC_TRY(run_blocks_train(net, lay->enc[i], ws->enc[i], cfg->enc_blk_nums[i], ws->x_in[i], ws->t.tsilu, B, h, w, &xo, err));
+        DC_TRY(run_blocks_train(net, lay->cond_enc[i], ws->cond_enc[i], cfg->enc_blk_nums[i], ws->cond_in[i], NULL, B * nd, h, w, &co, err));
         ws->cond_out[i] = (float *)co;
         be->copy(be, ws->skip[i], xo, n * sizeof(float));
         be->condsum_add_forward(ws->skip[i], co, B, nd, (size_t)h * w * c);
         dc_conv_desc dd = conv_desc(B, h, w, c, 2 * c, 2, 2, 0);
-        TRY(be->conv2d_forward(be, ws->x_in[i + 1], ws->skip[i], p + lay->down_w[i], p + lay->down_b[i], &dd, err));
+        DC_TRY(be->conv2d_forward(be, ws->x_in[i + 1], ws->skip[i], p + lay->down_w[i], p + lay->down_b[i], &dd, err));
         if (i + 1 < L) {
             dc_conv_desc dcd = conv_desc(B * nd, h, w, c, 2 * c, 2, 2, 0);
-            TRY(be->conv2d_forward(be, ws->cond_in[i + 1], co, p + lay->cond_down_w[i], p + lay->cond_down_b[i], &dcd, err));
+            DC_TRY(be->conv2d_forward(be, ws->cond_in[i + 1], co, p + lay->cond_down_w[i], p + lay->cond_down_b[i], &dcd, err));
         }
     }
     const float *cur;
-    TRY(run_blocks_train(net, lay->middle, ws->mid, cfg->middle_blk_num, ws->x_in[L], ws->t.tsilu, B, PH >> L, PW >> L, &cur, err));
+    DC_TRY(run_blocks_train(net, lay->middle, ws->mid, cfg->middle_blk_num, ws->x_in[L], ws->t.tsilu, B, PH >> L, PW >> L, &cur, err));
     ws->mid_out = (float *)cur;
     for (int j = 0; j < L; j++) {
         int i = L - 1 - j, h = PH >> (i + 1), w = PW >> (i + 1), c = level_channels(cfg, i + 1);
         dc_conv_desc du = conv_desc(B, h, w, c, 2 * c, 1, 1, 0);
-        TRY(be->conv2d_forward(be, ws->up_out[i], cur, p + lay->up_w[j], NULL, &du, err));
+        DC_TRY(be->conv2d_forward(be, ws->up_out[i], cur, p + lay->up_w[j], NULL, &du, err));
         be->pixelshuffle2_forward(ws->dec_in[i], ws->up_out[i], B, h, w, c / 2);
         be->add_inplace(ws->dec_in[i], ws->skip[i], (size_t)B * (2 * h) * (2 * w) * (c / 2));
-        TRY(run_blocks_train(net, lay->dec[j], ws->dec[j], cfg->dec_blk_nums[j], ws->dec_in[i], ws->t.tsilu, B, 2 * h, 2 * w, &cur, err));
+        DC_TRY(run_blocks_train(net, lay->dec[j], ws->dec[j], cfg->dec_blk_nums[j], ws->dec_in[i], ws->t.tsilu, B, 2 * h, 2 * w, &cur, err));
         ws->dec_out[j] = (float *)cur;
     }
     dc_conv_desc de = conv_desc(B, PH, PW, cfg->width, ic, 3, 1, 1);
-    TRY(be->conv2d_forward(be, ws->outpad, cur, p + lay->ending_w, p + lay->ending_b, &de, err));
+    DC_TRY(be->conv2d_forward(be, ws->outpad, cur, p + lay->ending_w, p + lay->ending_b, &de, err));
     be->crop_nhwc(out, ws->outpad, B, PH, PW, ic, H, W);
     ws->have_forward = 1;
     return DC_OK;
@@ -584,7 +577,7 @@ static int blocks_backward(dc_unet *net, const naf_block_layout *blocks, block_s
 {
     train_ws *ws = &net->tr;
     for (int k = count - 1; k >= 0; k--)
-        TRY(naf_block_backward(net->be, net->params, net->grads, &blocks[k], d, d, stores[k].inp,
+        DC_TRY(naf_block_backward(net->be, net->params, net->grads, &blocks[k], d, d, stores[k].inp,
                                ws->t.tsilu, ws->dtsilu, &stores[k].acts, &ws->scratch, N, h, w, err));
     return DC_OK;
 }
@@ -611,34 +604,34 @@ int dc_unet_backward(dc_unet *net, const float *dout, dc_error *err)
     be->zero(be, ws->dtsilu, (size_t)B * DC_UNET_TEMB_DIM * sizeof(float));
     be->pad_nhwc(ws->doutpad, dout, B, ws->H, ws->W, ic, PH, PW); /* crop's adjoint: zero padding */
     dc_conv_desc de = conv_desc(B, PH, PW, cfg->width, ic, 3, 1, 1);
-    TRY(be->conv2d_backward(be, ws->dx[0], g + lay->ending_w, g + lay->ending_b, ws->doutpad,
+    DC_TRY(be->conv2d_backward(be, ws->dx[0], g + lay->ending_w, g + lay->ending_b, ws->doutpad,
                             ws->dec_out[L - 1], p + lay->ending_w, &de, err));
     /* decoders, from the top level down to the bottom */
     for (int j = L - 1; j >= 0; j--) {
         int i = L - 1 - j, h = PH >> (i + 1), w = PW >> (i + 1), c = level_channels(cfg, i + 1);
-        TRY(blocks_backward(net, lay->dec[j], ws->dec[j], cfg->dec_blk_nums[j], ws->dx[i], B, 2 * h, 2 * w, err));
+        DC_TRY(blocks_backward(net, lay->dec[j], ws->dec[j], cfg->dec_blk_nums[j], ws->dx[i], B, 2 * h, 2 * w, err));
         /* dec_in = shuffle(up(x)) + skip: dx[i] is now both d(skip) (kept until the encoder pass) and
          * d(shuffle output). */
         be->pixelshuffle2_backward(ws->scratch.big0, ws->dx[i], B, h, w, c / 2);
         const float *up_in = (j == 0) ? ws->mid_out : ws->dec_out[j - 1];
         dc_conv_desc du = conv_desc(B, h, w, c, 2 * c, 1, 1, 0);
-        TRY(be->conv2d_backward(be, ws->dx[i + 1], g + lay->up_w[j], NULL, ws->scratch.big0, up_in,
+        DC_TRY(be->conv2d_backward(be, ws->dx[i + 1], g + lay->up_w[j], NULL, ws->scratch.big0, up_in,
                                 p + lay->up_w[j], &du, err));
     }
-    TRY(blocks_backward(net, lay->middle, ws->mid, cfg->middle_blk_num, ws->dx[L], B, PH >> L, PW >> L, err));
+    DC_TRY(blocks_backward(net, lay->middle, ws->mid, cfg->middle_blk_num, ws->dx[L], B, PH >> L, PW >> L, err));
     /* encoders, bottom up; dx[i] holds d(skip_i) from the decoder on entry */
     for (int i = L - 1; i >= 0; i--) {
         int h = PH >> i, w = PW >> i, c = level_channels(cfg, i);
         size_t n = (size_t)B * h * w * c, hwc = (size_t)h * w * c;
         dc_conv_desc dd = conv_desc(B, h, w, c, 2 * c, 2, 2, 0);
-        TRY(be->conv2d_backward(be, ws->dtmp, g + lay->down_w[i], g + lay->down_b[i], ws->dx[i + 1],
+        DC_TRY(be->conv2d_backward(be, ws->dtmp, g + lay->down_w[i], g + lay->down_b[i], ws->dx[i + 1],
                                 ws->skip[i], p + lay->down_w[i], &dd, err));
         be->add_inplace(ws->dx[i], ws->dtmp, n);
         /* skip = enc_out + sum_d cond_out: the condition gets a broadcast copy */
         be->condsum_add_backward(ws->dcond[i], ws->dx[i], B, nd, hwc);
         if (i + 1 < L) {
             dc_conv_desc dcd = conv_desc(B * nd, h, w, c, 2 * c, 2, 2, 0);
-            TRY(be->conv2d_backward(be, ws->dcondtmp, g + lay->cond_down_w[i], g + lay->cond_down_b[i],
+            DC_TRY(be->conv2d_backward(be, ws->dcondtmp, g + lay->cond_down_w[i], g + lay->cond_down_b[i],
                                     ws->dcond[i + 1], ws->cond_out[i], p + lay->cond_down_w[i], &dcd, err));
             be->add_inplace(ws->dcond[i], ws->dcondtmp, n * nd);
         } else {
@@ -646,14 +639,14 @@ int dc_unet_backward(dc_unet *net, const float *dout, dc_error *err)
             be->zero(be, g + lay->cond_down_w[i], (size_t)(2 * c) * c * 4 * sizeof(float));
             be->zero(be, g + lay->cond_down_b[i], (size_t)(2 * c) * sizeof(float));
         }
-        TRY(blocks_backward(net, lay->enc[i], ws->enc[i], cfg->enc_blk_nums[i], ws->dx[i], B, h, w, err));
-        TRY(blocks_backward(net, lay->cond_enc[i], ws->cond_enc[i], cfg->enc_blk_nums[i], ws->dcond[i], B * nd, h, w, err));
+        DC_TRY(blocks_backward(net, lay->enc[i], ws->enc[i], cfg->enc_blk_nums[i], ws->dx[i], B, h, w, err));
+        DC_TRY(blocks_backward(net, lay->cond_enc[i], ws->cond_enc[i], cfg->enc_blk_nums[i], ws->dcond[i], B * nd, h, w, err));
     }
     dc_conv_desc di = conv_desc(B, PH, PW, ic, cfg->width, 3, 1, 1);
-    TRY(be->conv2d_backward(be, NULL, g + lay->intro_w, g + lay->intro_b, ws->dx[0], ws->xpad,
+    DC_TRY(be->conv2d_backward(be, NULL, g + lay->intro_w, g + lay->intro_b, ws->dx[0], ws->xpad,
                             p + lay->intro_w, &di, err));
     dc_conv_desc dci = conv_desc(B * nd, PH, PW, ic, cfg->width, 3, 1, 1);
-    TRY(be->conv2d_backward(be, NULL, g + lay->cond_intro_w, g + lay->cond_intro_b, ws->dcond[0],
+    DC_TRY(be->conv2d_backward(be, NULL, g + lay->cond_intro_w, g + lay->cond_intro_b, ws->dcond[0],
                             ws->cond_img, p + lay->cond_intro_w, &dci, err));
     /* time MLP: every NAFBlock added its part of d SiLU(temb) into dtsilu */
     be->silu_backward(ws->dtemb, ws->dtsilu, ws->t.temb, (size_t)B * DC_UNET_TEMB_DIM);

@@ -12,7 +12,7 @@ from qgis.core import (QgsProcessing, QgsProcessingException, QgsProcessingParam
                        QgsRasterFileWriter)
 
 from . import gdal_pixel_function, programs, runner
-from .algorithm_base import DEVICES, DiffcrAlgorithm, bands_argument, html_help, tr
+from .algorithm_base import DEVICES, PRECISIONS, DiffcrAlgorithm, bands_argument, html_help, tr
 
 _TIMING = tr(
     'How long it takes depends on the model size and the number of steps. On the CPU, a '
@@ -88,6 +88,8 @@ class DecloudAlgorithm(DiffcrAlgorithm):
     SEED = 'SEED'
     SAMPLES = 'SAMPLES'
     DEVICE = 'DEVICE'
+    PRECISION = 'PRECISION'
+    BATCH = 'BATCH'
     VRT = 'VRT'
     OUTPUT = 'OUTPUT'
     UNCERTAINTY = 'UNCERTAINTY'
@@ -150,6 +152,14 @@ class DecloudAlgorithm(DiffcrAlgorithm):
         self.add_parameter(QgsProcessingParameterEnum(
             self.DEVICE, tr('Device'), options=DEVICES, defaultValue=0),
             tr('auto: GPU when available; cpu; cuda.'))
+        self.add_parameter(QgsProcessingParameterEnum(
+            self.PRECISION, tr('GPU arithmetic'), options=PRECISIONS, defaultValue=0),
+            tr('fp32: exact (the default). tf32 / fp16: tensor cores, faster on recent NVIDIA GPUs, '
+               'slightly different pixels. The CPU always computes in fp32.'), advanced=True)
+        self.add_parameter(QgsProcessingParameterNumber(
+            self.BATCH, tr('Tiles per network call'), QgsProcessingParameterNumber.Integer,
+            defaultValue=1, minValue=1, maxValue=64),
+            tr('More tiles at once keep a GPU busy (4 to 8); same pixels.'), advanced=True)
         self.add_parameter(QgsProcessingParameterBoolean(
             self.VRT, tr('Write a VRT (decloud pixel function) instead, computed when displayed'),
             defaultValue=False),
@@ -229,6 +239,12 @@ class DecloudAlgorithm(DiffcrAlgorithm):
         samples = self.parameterAsInt(parameters, self.SAMPLES, context)
         args += ['--samples', str(samples)]
         args += ['--device', DEVICES[self.parameterAsEnum(parameters, self.DEVICE, context)]]
+        precision = PRECISIONS[self.parameterAsEnum(parameters, self.PRECISION, context)]
+        if precision != 'fp32':
+            args += ['--precision', precision]
+        batch = self.parameterAsInt(parameters, self.BATCH, context)
+        if batch > 1:
+            args += ['--batch', str(batch)]
 
         results = {}
         if vrt:

@@ -117,6 +117,17 @@ def test_program_error_is_one_line():
     expect_error('diffcr-decloud: the model takes exactly 3 dates', INPUTS=dates + [dates[0]])
 
 
+def test_gpu_options():
+    # Tiles per call: same pixels as one tile per call (bit for bit on the CPU). GPU arithmetic
+    # on the CPU: diffcr-decloud's one-line refusal comes through.
+    one = os.path.join(W, 'batch1.tif')
+    three = os.path.join(W, 'batch3.tif')
+    processing.run('diffcr:decloud', params(DEVICE=1, OUTPUT=one))
+    processing.run('diffcr:decloud', params(DEVICE=1, BATCH=3, OUTPUT=three))
+    assert np.array_equal(qc.read(one), qc.read(three)), 'BATCH=3 changed the pixels'
+    expect_error("precision 'tf32' needs the cuda device", DEVICE=1, PRECISION=1)
+
+
 def test_bad_bands_text():
     expect_error('not a comma-separated list', BANDS='red,green')
 
@@ -183,6 +194,7 @@ qc.check('decloud: missing model file -> clear error', test_missing_model)
 qc.check('decloud: no model given -> clear error', test_no_model)
 qc.check('decloud: program error comes through as its one-line message',
          test_program_error_is_one_line)
+qc.check('decloud: tiles per call keep the pixels; GPU arithmetic on the CPU -> clear error', test_gpu_options)
 qc.check('decloud: bad band mapping -> clear error', test_bad_bands_text)
 qc.check('decloud: cancel stops the program, no partial output', test_cancel)
 qc.check('decloud: VRT mode (diffcr-decloud --vrt)', test_vrt)

@@ -40,6 +40,14 @@ int dc_fail(dc_error *err, int code, const char *fmt, ...)
 /* Clear an error record (code DC_OK, empty message). */
 void dc_error_clear(dc_error *err);
 
+/* Return the status of `call` from the enclosing function unless it is DC_OK. */
+#define DC_TRY(call)            \
+    do {                        \
+        int rc_ = (call);       \
+        if (rc_ != DC_OK)       \
+            return rc_;         \
+    } while (0)
+
 #ifdef __cplusplus
 }
 #endif
