@@ -278,6 +278,10 @@ int dc_decloud_run(const dc_decloud_options *o, GDALProgressFunc progress, void 
     output_sink sink = {&out, have_unc ? &unc : NULL, o->run_key, o->in_place != NULL,
                         grid->width};
     int needs_copy = out.copy_path != NULL;
+    /* With the model on a GPU, read the next strip while it runs (diffcr-decloud owns its
+     * datasets; the GDAL plugin, inside a reader's call, does not do this). On the CPU the reader
+     * would compete with the compute threads and cost a second strip of memory for little. */
+    pp->prefetch = model->on_device;
     rc = run_windows(pp, o, first_row, &sink, progress, progress_arg, needs_copy ? 0.8 : 1.0,
                      err);
     if (rc != DC_OK) {

@@ -107,6 +107,7 @@ typedef struct dc_pipeline {
     dc_tile_grid grid;
     int samples;                       /* >= 1 */
     int batch;                         /* tiles per model call (>= 1; --batch) */
+    int prefetch;                      /* read tile row k+1 on a second thread while row k computes */
     int want_std;
     double out_add_offset[DC_MAX_BANDS];
     int delay_ms;

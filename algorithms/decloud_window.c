@@ -5,9 +5,12 @@
  * deviation when asked; `batch` tiles of the row per model call), blend into the accumulator, emit
  * the rows no later tile row touches, shift the accumulator. Batches are aligned to fixed tile
  * columns (multiples of `batch`), so a tile's batch mates do not depend on the window either,
- * except at the window's own edges. Memory: one tile height x the touched width. The tile grid does not
+ * except at the window's own edges. With `prefetch`, a second thread reads the next tile row's
+ * strip (GDAL decoding, warping) while this one runs the model on the current one: two strip
+ * buffers, swapped each row; only one thread touches the input datasets at a time. Memory: one tile height x the touched width. The tile grid does not
  * depend on the window (diffcr/tile_grid.h), so a window gives the same pixels as a full run. */
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -16,8 +19,10 @@
 #include "diffcr/tile_blend.h"
 
 typedef struct window_buffers {
-    float *strip;      /* [T rows][aw][D*B] */
+    float *strip;      /* [T rows][aw][D*B]: the tile row being computed */
     uint8_t *strip_ok; /* [T rows][aw] */
+    float *next;       /* prefetch: the next tile row's strip, being read */
+    uint8_t *next_ok;
     uint8_t *acc_ok;   /* validity of the accumulator rows [T rows][aw] */
     float *cond;       /* [batch][T][T][D*B] */
     float *sample;     /* [batch][T][T][B] */
@@ -31,7 +36,7 @@ typedef struct window_buffers {
 
 static void free_buffers(window_buffers *b)
 {
-    free(b->strip); free(b->strip_ok); free(b->acc_ok); free(b->cond); free(b->sample);
+    free(b->strip); free(b->strip_ok); free(b->next); free(b->next_ok); free(b->acc_ok); free(b->cond); free(b->sample);
     free(b->tile_out); free(b->m1); free(b->m2); free(b->row_acc); free(b->dn); free(b->std);
     free(b->ok); free(b->keys);
 }
@@ -94,6 +99,49 @@ static int run_tiles(const dc_pipeline *p, window_buffers *b, int tx, int count,
     return DC_OK;
 }
 
+/* Reading one tile row's strip on the prefetch thread. */
+typedef struct strip_job {
+    const dc_pipeline *p;
+    int x0, y0, w, h;
+    float *values;
+    uint8_t *ok;
+    int rc;
+    dc_error err;
+    pthread_t thread;
+    int running;
+} strip_job;
+
+static void *strip_job_main(void *arg)
+{
+    strip_job *j = arg;
+    j->rc = dc_read_strip(j->p->in, j->p->model, j->x0, j->y0, j->w, j->h, j->values, j->ok, &j->err);
+    return NULL;
+}
+
+static int strip_job_start(strip_job *j, const dc_pipeline *p, int x0, int y0, int w, int h, float *values,
+                           uint8_t *ok, dc_error *err)
+{
+    j->p = p, j->x0 = x0, j->y0 = y0, j->w = w, j->h = h, j->values = values, j->ok = ok;
+    j->rc = DC_OK;
+    dc_error_clear(&j->err);
+    if (pthread_create(&j->thread, NULL, strip_job_main, j) != 0)
+        return dc_fail(err, DC_ERR_NOMEM, "cannot start the strip reading thread");
+    j->running = 1;
+    return DC_OK;
+}
+
+/* Wait for the job; its status (and message) become the caller's. */
+static int strip_job_finish(strip_job *j, dc_error *err)
+{
+    if (!j->running)
+        return DC_OK;
+    pthread_join(j->thread, NULL);
+    j->running = 0;
+    if (j->rc != DC_OK && err)
+        *err = j->err;
+    return j->rc;
+}
+
 static void sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -122,8 +170,13 @@ int dc_decloud_window(const dc_pipeline *p, int x0, int y0, int w, int h, dc_row
     if (rc != DC_OK)
         return rc;
     size_t tpix = (size_t)T * T, spix = (size_t)rows * aw, opix = (size_t)rows * w;
+    const int prefetch = p->prefetch && ty1 > ty0;
     b.strip = malloc(spix * Cin * sizeof(float));
     b.strip_ok = malloc(spix);
+    if (prefetch) {
+        b.next = malloc(spix * Cin * sizeof(float));
+        b.next_ok = malloc(spix);
+    }
     b.acc_ok = calloc(spix, 1);
     const int batch = p->batch > 1 ? p->batch : 1;
     const size_t bpix = tpix * (size_t)batch;
@@ -138,16 +191,30 @@ int dc_decloud_window(const dc_pipeline *p, int x0, int y0, int w, int h, dc_row
     b.std = p->want_std ? malloc(opix * B * sizeof(float)) : NULL;
     b.ok = malloc(opix);
     if (!b.strip || !b.strip_ok || !b.acc_ok || !b.cond || !b.sample || !b.tile_out || !b.m1 ||
-        !b.m2 || !b.row_acc || !b.dn || (p->want_std && !b.std) || !b.ok || !b.keys) {
+        !b.m2 || !b.row_acc || !b.dn || (p->want_std && !b.std) || !b.ok || !b.keys ||
+        (prefetch && (!b.next || !b.next_ok))) {
         rc = dc_fail(err, DC_ERR_NOMEM, "out of memory for a %d-pixel-wide window", aw);
         goto done;
     }
     const dc_tile_model *m = p->model;
     int emitted = 0;
+    strip_job job;
+    memset(&job, 0, sizeof job);
     for (int ty = ty0; ty <= ty1 && rc == DC_OK; ty++) {
         const int sy = dc_tile_axis_start(&g->y, ty), ey = dc_tile_axis_extent(&g->y, ty);
         /* acc.y0 == sy here: rows above were emitted (or lie above the window) and shifted. */
-        rc = dc_read_strip(p->in, m, ax0, sy, aw, ey, b.strip, b.strip_ok, err);
+        if (ty > ty0 && prefetch) { /* the strip was read while the previous row computed */
+            rc = strip_job_finish(&job, err);
+            float *t = b.strip;
+            uint8_t *t_ok = b.strip_ok;
+            b.strip = b.next, b.strip_ok = b.next_ok;
+            b.next = t, b.next_ok = t_ok;
+        } else {
+            rc = dc_read_strip(p->in, m, ax0, sy, aw, ey, b.strip, b.strip_ok, err);
+        }
+        if (rc == DC_OK && prefetch && ty < ty1)
+            rc = strip_job_start(&job, p, ax0, dc_tile_axis_start(&g->y, ty + 1), aw,
+                                 dc_tile_axis_extent(&g->y, ty + 1), b.next, b.next_ok, err);
         if (rc != DC_OK)
             break;
         memcpy(b.acc_ok, b.strip_ok, (size_t)ey * aw);
@@ -197,6 +264,7 @@ int dc_decloud_window(const dc_pipeline *p, int x0, int y0, int w, int h, dc_row
             memmove(b.acc_ok, b.acc_ok + (size_t)shift * aw, (size_t)(rows - shift) * aw);
         }
     }
+    strip_job_finish(&job, NULL); /* stopped early: the reader must finish before its buffer goes */
 done:
     dc_blend_free(&acc);
     free_buffers(&b);

@@ -120,6 +120,7 @@ int dc_tile_model_open_weights(dc_tile_model **out, const char *path,
     m->tile = dc_model_tile(wm->model);
     m->scale = dc_model_scale(wm->model);
     m->offset = dc_model_offset(wm->model);
+    m->on_device = dc_model_on_device(wm->model);
     m->run_tile = run_weights_tile;
     m->run_tiles = run_weights_tiles;
     wm->deterministic = mo.sampler.kind == DC_SAMPLER_DPM_SOLVER_PP ||

@@ -196,6 +196,7 @@ double dc_model_offset(const dc_model *m) { return m->offset; }
 int dc_model_tile(const dc_model *m) { return m->tile; }
 const char *dc_model_bands(const dc_model *m) { return m->bands; }
 const char *dc_model_backend_name(const dc_model *m) { return m->be->name; }
+int dc_model_on_device(const dc_model *m) { return !m->be->is_host; }
 dc_time_input dc_model_time_input(const dc_model *m) { return m->time_input; }
 
 /* The sampler's view of the network: x0 = UNet(cached condition, x_t, tin); x and x0 are the

@@ -48,6 +48,8 @@ double dc_model_offset(const dc_model *m);
 int dc_model_tile(const dc_model *m);
 const char *dc_model_bands(const dc_model *m);
 const char *dc_model_backend_name(const dc_model *m);
+/* 1 when the network runs in device (non-host) memory, e.g. on a GPU. */
+int dc_model_on_device(const dc_model *m);
 dc_time_input dc_model_time_input(const dc_model *m);
 
 /* Remove clouds from B tiles: cond [B,H,W,ndates*C] NHWC in the model's range (dates date-major in
