@@ -1,6 +1,7 @@
 #!/bin/bash
 # The device-memory branches of the programs, without a GPU: tests/emulated's module is the
-# reference backend announcing itself as "cuda" with device (non-host) memory, loaded through
+# reference maths behind a "cuda" device whose memory the host cannot touch (its pointers fault
+# when dereferenced, and a host pointer passed as device memory aborts), loaded through
 # DIFFCR_CUDA_MODULE. Every result must equal --device ref bit for bit, since the arithmetic is the
 # same and only the data flow differs (conditions and noise uploaded, the sampler on the device,
 # results downloaded; the trainer's optimiser state on the device, pulled for checkpoints and
