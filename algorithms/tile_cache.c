@@ -166,6 +166,28 @@ static void store(dc_tile_cache *c, cache_entry *e)
 }
 
 /* ---- the wrapping model -------------------------------------------------------------------- */
+
+/* Keep a copy of a computed tile (out of memory only costs a rerun later). */
+static void keep_tile(cached_model *cm, uint64_t tile_key, uint64_t cond_hash, int sample, int h, int w, int B,
+                      const float *values)
+{
+    const size_t n = (size_t)h * (size_t)w * (size_t)B;
+    cache_entry *e = malloc(sizeof *e + n * sizeof(float));
+    if (e) {
+        memset(e, 0, sizeof *e);
+        e->config_hash = cm->config_hash;
+        e->tile_key = tile_key;
+        e->cond_hash = cond_hash;
+        e->sample = sample;
+        e->h = h;
+        e->w = w;
+        e->nbands = B;
+        e->bytes = sizeof *e + n * sizeof(float);
+        memcpy(e->values, values, n * sizeof(float));
+    }
+    store(cm->cache, e);
+}
+
 static int cached_run_tile(dc_tile_model *m, float *out, const float *cond, int h, int w,
                            uint64_t tile_key, int sample, dc_error *err)
 {
@@ -184,24 +206,43 @@ static int cached_run_tile(dc_tile_model *m, float *out, const float *cond, int 
         return DC_OK;
     }
     int rc = cm->inner->run_tile(cm->inner, out, cond, h, w, tile_key, sample, err);
-    if (rc == DC_OK) {
-        const size_t n = (size_t)h * (size_t)w * (size_t)B;
-        cache_entry *e = malloc(sizeof *e + n * sizeof(float));
-        if (e) { /* out of memory only costs a rerun later */
-            memset(e, 0, sizeof *e);
-            e->config_hash = cm->config_hash;
-            e->tile_key = tile_key;
-            e->cond_hash = cond_hash;
-            e->sample = sample;
-            e->h = h;
-            e->w = w;
-            e->nbands = B;
-            e->bytes = sizeof *e + n * sizeof(float);
-            memcpy(e->values, out, n * sizeof(float));
-        }
-        store(c, e);
-    }
+    if (rc == DC_OK)
+        keep_tile(cm, tile_key, cond_hash, sample, h, w, B, out);
     pthread_mutex_unlock(&c->run_lock);
+    return rc;
+}
+
+/* A batch: served from the cache when every tile is there, else run whole (one network batch)
+ * and every tile kept. */
+static int cached_run_tiles(dc_tile_model *m, float *out, const float *cond, int count, int h, int w,
+                            const uint64_t *keys, int sample, dc_error *err)
+{
+    cached_model *cm = m->user;
+    dc_tile_cache *c = cm->cache;
+    const int B = m->nbands;
+    const size_t n = (size_t)h * (size_t)w * (size_t)B, cn = n * (size_t)m->ndates;
+    uint64_t *hashes = malloc((size_t)count * sizeof *hashes);
+    if (!hashes)
+        return dc_fail(err, DC_ERR_NOMEM, "out of memory");
+    int missing = 0;
+    for (int i = 0; i < count; i++) {
+        hashes[i] = hash_floats(cond + i * cn, cn);
+        missing |= !lookup(c, out + i * n, cm->config_hash, keys[i], hashes[i], sample, h, w, B);
+    }
+    int rc = DC_OK;
+    if (missing) {
+        pthread_mutex_lock(&c->run_lock);
+        missing = 0;
+        for (int i = 0; i < count; i++)
+            missing |= !lookup(c, out + i * n, cm->config_hash, keys[i], hashes[i], sample, h, w, B);
+        if (missing) {
+            rc = cm->inner->run_tiles(cm->inner, out, cond, count, h, w, keys, sample, err);
+            for (int i = 0; rc == DC_OK && i < count; i++)
+                keep_tile(cm, keys[i], hashes[i], sample, h, w, B, out + i * n);
+        }
+        pthread_mutex_unlock(&c->run_lock);
+    }
+    free(hashes);
     return rc;
 }
 
@@ -225,6 +266,7 @@ int dc_tile_cache_wrap(dc_tile_model **out, dc_tile_model *inner, dc_tile_cache 
     }
     *m = *inner;
     m->run_tile = cached_run_tile;
+    m->run_tiles = inner->run_tiles ? cached_run_tiles : NULL;
     m->destroy = cached_destroy;
     m->user = cm;
     cm->cache = cache;

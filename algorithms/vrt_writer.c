@@ -121,6 +121,8 @@ static int shared_arguments(CPLXMLNode *args, const dc_decloud_options *o,
         set_arg(args, "precision", o->precision);
     if (o->samples > 1)
         set_arg_int(args, "samples", o->samples);
+    if (o->batch > 1)
+        set_arg_int(args, "batch", o->batch);
     /* The tile grid as resolved now, so a later default cannot move the tiles. */
     set_arg_int(args, "tile", p->grid.x.tile);
     set_arg_int(args, "overlap", p->grid.x.overlap);

@@ -26,7 +26,7 @@ static const arg_spec specs[] = {
     {"device", 1, 1},  {"threads", 1, 1},   {"samples", 1, 1}, {"width", 0, 1},
     {"height", 0, 1},  {"xsrc", 0, 0},      {"ysrc", 0, 0},    {"nodata", 1, 1},
     {"srcnodata", 1, 1}, {"like", 1, 1},    {"te", 1, 1},      {"tr", 1, 1},
-    {"t_srs", 1, 1},   {"r", 1, 1},         {"no_warp", 1, 1}, {"precision", 1, 1},
+    {"t_srs", 1, 1},   {"r", 1, 1},         {"no_warp", 1, 1}, {"precision", 1, 1}, {"batch", 1, 1},
 };
 #define NSPECS ((int)(sizeof specs / sizeof specs[0]))
 
@@ -214,7 +214,8 @@ int dcp_args_parse(dcp_args *a, CSLConstList args, char *msg, size_t n)
         get_int(a, args, "order", 1, 3, &o->order, msg, n) ||
         get_int(a, args, "seed", -2147483647, 2147483647, &o->seed, msg, n) ||
         get_int(a, args, "threads", 0, 4096, &o->threads, msg, n) ||
-        get_int(a, args, "samples", 1, 1000, &o->samples, msg, n))
+        get_int(a, args, "samples", 1, 1000, &o->samples, msg, n) ||
+        get_int(a, args, "batch", 1, 256, &o->batch, msg, n))
         return -1;
     const char *sampler = value(a, args, "sampler"), *device = value(a, args, "device");
     if (sampler)

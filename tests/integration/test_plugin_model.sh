@@ -31,6 +31,11 @@ run_ok cog_same $CHECK same ref.tif cog.tif
 gdal_translate -q -srcwin 30 20 70 50 ref.tif win_ref.tif
 run_ok srcwin gdal_translate -q -srcwin 30 20 70 50 model.vrt win.tif
 run_ok srcwin_same $CHECK same win_ref.tif win.tif
+# tiles per network call: the same pixels through the pixel function (and in the VRT it writes)
+run_ok vrt_batch "$DECLOUD" "${opts[@]}" --batch 2 --vrt batch.vrt
+grep -q 'batch="2"' batch.vrt && pass "batch in the VRT" || fail "batch in the VRT"
+run_ok batch gdal_translate -q batch.vrt batch.tif
+run_ok batch_same $CHECK same ref.tif batch.tif
 # an override: another seed through --config gives other pixels (and other tiles in the cache)
 run_ok seed_override gdal_translate -q --config DECLOUD_SEED 8 model.vrt seed8.tif
 if $CHECK same ref.tif seed8.tif >/dev/null 2>&1; then fail "DECLOUD_SEED had no effect"; else pass "DECLOUD_SEED overrides the VRT"; fi
