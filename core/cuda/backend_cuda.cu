@@ -58,6 +58,15 @@ int cublas_check(cublasStatus_t s, const char *what, dc_error *err)
                    cublasGetStatusName(s), (int)s);
 }
 
+/* A failed allocation is reported through its return value; it must not also stay in CUDA's
+ * last-error slot, where every later cuda_conv2d_* (cudaPeekAtLastError) and synchronize would
+ * report it again. Out-of-memory is not a sticky error: the context stays usable. */
+static void forget_failure(void **buf)
+{
+    *buf = NULL;
+    (void)cudaGetLastError();
+}
+
 int cuda_grow(void **buf, size_t *have, size_t need, const char *what, dc_error *err)
 {
     if (need <= *have && *buf)
@@ -72,6 +81,8 @@ int cuda_grow(void **buf, size_t *have, size_t need, const char *what, dc_error 
     int rc = cuda_check(cudaMalloc(buf, need), what, err);
     if (rc == DC_OK)
         *have = need;
+    else
+        forget_failure(buf);
     return rc;
 }
 
@@ -123,7 +134,7 @@ void *cuda_scratch(size_t bytes)
     if (!s->ptr) {
         size_t want = bytes < ((size_t)1 << 20) ? ((size_t)1 << 20) : bytes;
         if (cudaMalloc(&s->ptr, want) != cudaSuccess) {
-            s->ptr = NULL;
+            forget_failure(&s->ptr);
             cuda_note_error("out of device memory for reduction scratch");
             return NULL;
         }
@@ -139,8 +150,10 @@ static void *cu_alloc(dc_backend *be, size_t bytes)
 {
     (void)be;
     void *p = NULL;
-    if (cudaMalloc(&p, bytes ? bytes : 4) != cudaSuccess)
+    if (cudaMalloc(&p, bytes ? bytes : 4) != cudaSuccess) {
+        forget_failure(&p); /* the caller sees NULL */
         return NULL;
+    }
     if (cudaMemsetAsync(p, 0, bytes ? bytes : 4, cudaStreamPerThread) != cudaSuccess) {
         cudaFree(p);
         return NULL;
@@ -150,9 +163,13 @@ static void *cu_alloc(dc_backend *be, size_t bytes)
 
 static void cu_release(dc_backend *be, void *p)
 {
-    (void)be;
-    if (p)
+    if (p) {
         cudaFree(p);
+        /* the re-laid-out filter cache is keyed by weight pointer: a later allocation may get this
+         * address back holding other weights */
+        if (be && be->impl)
+            cuda_conv_forget_weights((cuda_state *)be->impl);
+    }
 }
 
 /* A copy across the bus that returns once done: a page-locked source may be rewritten by the
@@ -197,8 +214,10 @@ static void *cu_host_alloc(dc_backend *be, size_t bytes)
 {
     (void)be;
     void *p = NULL;
-    if (cudaMallocHost(&p, bytes ? bytes : 4) != cudaSuccess)
+    if (cudaMallocHost(&p, bytes ? bytes : 4) != cudaSuccess) {
+        forget_failure(&p);
         return NULL;
+    }
     return p;
 }
 
@@ -214,11 +233,14 @@ static void cu_host_release(dc_backend *be, void *p)
 static void cu_bind(dc_backend *be)
 {
     cuda_state *st = (cuda_state *)be->impl;
-    cudaSetDevice(st->device);
+    if (cudaSetDevice(st->device) != cudaSuccess)
+        cuda_note_error("bind: selecting the GPU failed");
     tls_current = st;
     /* handles follow the calling thread's stream */
-    cublasSetStream(st->cublas, cudaStreamPerThread);
-    cudnnSetStream(st->cudnn, cudaStreamPerThread);
+    if (cublasSetStream(st->cublas, cudaStreamPerThread) != CUBLAS_STATUS_SUCCESS)
+        cuda_note_error("bind: cublasSetStream failed");
+    if (cudnnSetStream(st->cudnn, cudaStreamPerThread) != CUDNN_STATUS_SUCCESS)
+        cuda_note_error("bind: cudnnSetStream failed");
 }
 
 static int cu_synchronize(dc_backend *be, dc_error *err)

@@ -195,28 +195,49 @@ static void describe(const dc_conv_desc *d, char *buf, size_t size)
 }
 
 /* Pick the fastest allowed result of cuDNN's benchmark (Find), else of its heuristics (Get_v7). The
- * three directions share this shape through the two macros' arguments. */
-#define CHOOSE_ALGO(FIND_CALL, GET_CALL, PERF_T, ALGO_FIELD, MATH_FIELD, WS_FIELD, HAVE_FIELD, WHAT)            \
+ * three directions share this shape through the macro's arguments.
+ *  - The descriptor's math type is reset to the precision's request before each search: the calls
+ *    leave it at the previous direction's executed math, which would otherwise restrict this
+ *    direction's search (an FMA forward would hide every TF32 backward algorithm).
+ *  - A candidate's workspace is re-queried with the math it will run with (strict FP32 runs an
+ *    algorithm listed under DEFAULT_MATH with FMA_MATH) and must be allocatable; a candidate that
+ *    fails either is skipped, so an FFT algorithm wanting gigabytes falls back to the next one.
+ *  - Find allocates (and may fail to allocate) its own buffers; a failed allocation there or for a
+ *    skipped candidate leaves CUDA's last error set, which is cleared here unless it was set
+ *    before (cuda_conv2d_* report the last error on return). */
+#define CHOOSE_ALGO(FIND_CALL, GET_CALL, WS_CALL, PERF_T, ALGO_FIELD, MATH_FIELD, WS_FIELD, HAVE_FIELD, WHAT)   \
     do {                                                                                                      \
         PERF_T perf[16];                                                                                      \
         int n = 0, found = 0;                                                                                 \
-        if (FIND_CALL == CUDNN_STATUS_SUCCESS)                                                                \
-            for (int i = 0; i < n && !found; i++)                                                             \
-                if (perf[i].status == CUDNN_STATUS_SUCCESS && math_allowed(p->precision, perf[i].mathType)) { \
-                    p->ALGO_FIELD = perf[i].algo, p->MATH_FIELD = executed_math(p->precision, perf[i].mathType); \
-                    p->WS_FIELD = perf[i].memory, found = 1;                                                  \
-                }                                                                                             \
-        if (!found && GET_CALL == CUDNN_STATUS_SUCCESS)                                                       \
-            for (int i = 0; i < n && !found; i++)                                                             \
-                if (perf[i].status == CUDNN_STATUS_SUCCESS && math_allowed(p->precision, perf[i].mathType)) { \
-                    p->ALGO_FIELD = perf[i].algo, p->MATH_FIELD = executed_math(p->precision, perf[i].mathType); \
-                    p->WS_FIELD = perf[i].memory, found = 1;                                                  \
-                }                                                                                             \
+        const cudaError_t prior_ = cudaPeekAtLastError();                                                     \
+        for (int pass_ = 0; pass_ < 2 && !found; pass_++) {                                                   \
+            n = 0;                                                                                            \
+            DC_TRY(cudnn_check(cudnnSetConvolutionMathType(p->conv, requested_math(p->precision)),             \
+                               "cudnnSetConvolutionMathType", err));                                          \
+            if ((pass_ == 0 ? (FIND_CALL) : (GET_CALL)) != CUDNN_STATUS_SUCCESS)                              \
+                n = 0;                                                                                        \
+            for (int i = 0; i < n && !found; i++) {                                                           \
+                if (perf[i].status != CUDNN_STATUS_SUCCESS || !math_allowed(p->precision, perf[i].mathType))  \
+                    continue;                                                                                 \
+                const cudnnMathType_t math_ = executed_math(p->precision, perf[i].mathType);                  \
+                size_t ws_ = 0;                                                                               \
+                if (cudnnSetConvolutionMathType(p->conv, math_) != CUDNN_STATUS_SUCCESS ||                    \
+                    (WS_CALL) != CUDNN_STATUS_SUCCESS)                                                        \
+                    continue;                                                                                 \
+                if (ws_ < perf[i].memory)                                                                     \
+                    ws_ = perf[i].memory;                                                                     \
+                if (cuda_grow(&st->workspace, &st->workspace_bytes, ws_, "cuDNN workspace", NULL) != DC_OK)   \
+                    continue;                                                                                 \
+                p->ALGO_FIELD = perf[i].algo, p->MATH_FIELD = math_, p->WS_FIELD = ws_, found = 1;            \
+            }                                                                                                 \
+        }                                                                                                     \
+        if (prior_ == cudaSuccess)                                                                            \
+            (void)cudaGetLastError();                                                                         \
         if (!found) {                                                                                         \
             char what_[160];                                                                                  \
             describe(&p->d, what_, sizeof what_);                                                             \
-            return dc_fail(err, DC_ERR_UNSUPPORTED, "cuDNN has no %s %s algorithm for %s", dc_precision_name(p->precision), \
-                           WHAT, what_);                                                                      \
+            return dc_fail(err, DC_ERR_UNSUPPORTED, "cuDNN has no usable %s %s algorithm for %s",             \
+                           dc_precision_name(p->precision), WHAT, what_);                                     \
         }                                                                                                     \
         p->HAVE_FIELD = 1;                                                                                    \
     } while (0)
@@ -225,26 +246,37 @@ static int choose_fwd(cuda_state *st, cuda_conv_plan *p, dc_error *err)
 {
     CHOOSE_ALGO(cudnnFindConvolutionForwardAlgorithm(st->cudnn, p->x, p->w, p->conv, p->y, 16, &n, perf),
                 cudnnGetConvolutionForwardAlgorithm_v7(st->cudnn, p->x, p->w, p->conv, p->y, 16, &n, perf),
+                cudnnGetConvolutionForwardWorkspaceSize(st->cudnn, p->x, p->w, p->conv, p->y, perf[i].algo, &ws_),
                 cudnnConvolutionFwdAlgoPerf_t, fwd, fwd_math, fwd_ws, have_fwd, "forward");
-    return cuda_grow(&st->workspace, &st->workspace_bytes, p->fwd_ws, "cuDNN workspace", err);
+    return DC_OK;
 }
 
 static int choose_bwd_data(cuda_state *st, cuda_conv_plan *p, dc_error *err)
 {
     CHOOSE_ALGO(cudnnFindConvolutionBackwardDataAlgorithm(st->cudnn, p->w, p->y, p->conv, p->x, 16, &n, perf),
                 cudnnGetConvolutionBackwardDataAlgorithm_v7(st->cudnn, p->w, p->y, p->conv, p->x, 16, &n, perf),
+                cudnnGetConvolutionBackwardDataWorkspaceSize(st->cudnn, p->w, p->y, p->conv, p->x, perf[i].algo, &ws_),
                 cudnnConvolutionBwdDataAlgoPerf_t, bwd_data, bwd_data_math, bwd_data_ws, have_bwd_data,
                 "backward-data");
-    return cuda_grow(&st->workspace, &st->workspace_bytes, p->bwd_data_ws, "cuDNN workspace", err);
+    return DC_OK;
 }
 
 static int choose_bwd_filter(cuda_state *st, cuda_conv_plan *p, dc_error *err)
 {
     CHOOSE_ALGO(cudnnFindConvolutionBackwardFilterAlgorithm(st->cudnn, p->x, p->y, p->conv, p->w, 16, &n, perf),
                 cudnnGetConvolutionBackwardFilterAlgorithm_v7(st->cudnn, p->x, p->y, p->conv, p->w, 16, &n, perf),
+                cudnnGetConvolutionBackwardFilterWorkspaceSize(st->cudnn, p->x, p->y, p->conv, p->w, perf[i].algo,
+                                                               &ws_),
                 cudnnConvolutionBwdFilterAlgoPerf_t, bwd_filter, bwd_filter_math, bwd_filter_ws, have_bwd_filter,
                 "backward-weights");
-    return cuda_grow(&st->workspace, &st->workspace_bytes, p->bwd_filter_ws, "cuDNN workspace", err);
+    return DC_OK;
+}
+
+/* The shared workspace is at least `need` bytes. A plan chosen earlier may meet a smaller buffer:
+ * cuda_grow frees before it allocates, so a failed growth for another plan leaves none. */
+static int workspace_for(cuda_state *st, size_t need, dc_error *err)
+{
+    return cuda_grow(&st->workspace, &st->workspace_bytes, need, "cuDNN workspace", err);
 }
 
 /* --- the table entries ----------------------------------------------------------------------- */
@@ -258,7 +290,8 @@ int cuda_conv2d_forward(dc_backend *be, float *out, const float *inp, const floa
     if (is_gemm(d)) {
         DC_TRY(cuda_gemm_rows_forward(st, out, inp, weight, (size_t)d->N * d->H * d->W, d->C, d->K, err));
     } else if (is_dw3(st, d)) {
-        cuda_dwconv3_forward(out, inp, weight, d->N, d->H, d->W, d->C);
+        cuda_dwconv3_forward(out, inp, weight, bias, d->N, d->H, d->W, d->C);
+        bias = NULL; /* the kernel started its sums from it, as the reference */
     } else {
         cuda_conv_plan *p;
         DC_TRY(plan_get(st, d, &p, err));
@@ -268,6 +301,7 @@ int cuda_conv2d_forward(dc_backend *be, float *out, const float *inp, const floa
         if (needs_relayout(d))
             DC_TRY(krsc_weight(st, weight, d, &w, err));
         const float one = 1.0f, zero = 0.0f;
+        DC_TRY(workspace_for(st, p->fwd_ws, err));
         DC_TRY(cudnn_check(cudnnSetConvolutionMathType(p->conv, p->fwd_math), "cudnnSetConvolutionMathType", err));
         DC_TRY(cudnn_check(cudnnConvolutionForward(st->cudnn, &one, p->x, inp, p->w, w, p->conv, p->fwd, st->workspace,
                                                 p->fwd_ws, &zero, p->y, out),
@@ -300,6 +334,7 @@ int cuda_conv2d_backward(dc_backend *be, float *dinp, float *dweight, float *dbi
             const float *w = weight;
             if (needs_relayout(d))
                 DC_TRY(krsc_weight(st, weight, d, &w, err));
+            DC_TRY(workspace_for(st, p->bwd_data_ws, err));
             DC_TRY(cudnn_check(cudnnSetConvolutionMathType(p->conv, p->bwd_data_math), "cudnnSetConvolutionMathType", err));
             DC_TRY(cudnn_check(cudnnConvolutionBackwardData(st->cudnn, &one, p->w, w, p->y, dout, p->conv, p->bwd_data,
                                                          st->workspace, p->bwd_data_ws, &zero, p->x, dinp),
@@ -314,6 +349,7 @@ int cuda_conv2d_backward(dc_backend *be, float *dinp, float *dweight, float *dbi
                 DC_TRY(cuda_grow((void **)&st->wgrad, &st->wgrad_bytes, numel * sizeof(float), "weight-gradient scratch", err));
                 dw = st->wgrad;
             }
+            DC_TRY(workspace_for(st, p->bwd_filter_ws, err));
             DC_TRY(cudnn_check(cudnnSetConvolutionMathType(p->conv, p->bwd_filter_math), "cudnnSetConvolutionMathType", err));
             DC_TRY(cudnn_check(cudnnConvolutionBackwardFilter(st->cudnn, &one, p->x, inp, p->y, dout, p->conv, p->bwd_filter,
                                                            st->workspace, p->bwd_filter_ws, &zero, p->w, dw),

@@ -7,16 +7,18 @@
  * neighbouring threads (consecutive channels) read consecutive addresses, and the 9 reads of a
  * pixel's neighbours hit L1/L2. Reference: conv2d_ref_forward/backward (core/cpu/conv_ref.c).
  *
- * Weights keep PyTorch's [C][1][3][3]. Bias is added by the caller (cuda_add_bias_rows), and the
- * bias gradient too, as for the cuDNN path. Sums over the 9 taps run in the reference's order
- * (ky, then kx); the weight gradient sums pixels in fixed chunks then the chunks in order, so
+ * Weights keep PyTorch's [C][1][3][3]. The forward starts each sum from the bias, as the reference
+ * does (no separate pass over the output); the bias gradient is the caller's (a GEMV, as for the
+ * cuDNN path). Sums over the 9 taps run in the reference's order (ky, then kx); the weight gradient sums pixels in fixed chunks then the chunks in order, so
  * results are deterministic and agree with the CPU to float rounding. */
 #include "launch.cuh"
 
-/* out[n,y,x,c] = sum_{ky,kx} in[n, y+s(ky-1), x+s(kx-1), c] * w[c][ky][kx]  (zero outside), with
+/* out[n,y,x,c] = b[c] + sum_{ky,kx} in[n, y+s(ky-1), x+s(kx-1), c] * w[c][ky][kx]  (zero outside;
+ * b = 0 when bias is NULL), with
  * s = +1 for the forward pass and s = -1 for backward-data (the gradient of a 3x3 correlation is
  * the correlation of dout with the flipped filter, i.e. the offsets reversed). */
-__global__ void dw3_correlate_kernel(float *out, const float *inp, const float *w, int N, int H, int W, int C, int s)
+__global__ void dw3_correlate_kernel(float *out, const float *inp, const float *w, const float *bias, int N, int H,
+                                     int W, int C, int s)
 {
     const size_t total = (size_t)N * H * W * C;
     DC_FOR(i, total)
@@ -26,7 +28,7 @@ __global__ void dw3_correlate_kernel(float *out, const float *inp, const float *
         const int x = (int)(pix % W), y = (int)((pix / W) % H);
         const size_t n = pix / ((size_t)W * H);
         const float *wc = w + (size_t)c * 9;
-        float acc = 0.0f;
+        float acc = bias ? bias[c] : 0.0f;
         for (int ky = 0; ky < 3; ky++) {
             const int yy = y + s * (ky - 1);
             if (yy < 0 || yy >= H)
@@ -99,11 +101,12 @@ __global__ void dw3_wgrad_final_kernel(float *dw, const double *partial, int C, 
     }
 }
 
-extern "C" void cuda_dwconv3_forward(float *out, const float *inp, const float *w, int N, int H, int W, int C)
+extern "C" void cuda_dwconv3_forward(float *out, const float *inp, const float *w, const float *bias, int N, int H,
+                                     int W, int C)
 {
     size_t total = (size_t)N * H * W * C;
     if (total)
-        dw3_correlate_kernel<<<dc_blocks(total), DC_BLOCK, 0, DC_STREAM>>>(out, inp, w, N, H, W, C, 1);
+        dw3_correlate_kernel<<<dc_blocks(total), DC_BLOCK, 0, DC_STREAM>>>(out, inp, w, bias, N, H, W, C, 1);
 }
 
 extern "C" void cuda_dwconv3_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
@@ -111,8 +114,8 @@ extern "C" void cuda_dwconv3_backward(float *dinp, float *dw, const float *dout,
 {
     size_t total = (size_t)N * H * W * C, P = (size_t)N * H * W;
     if (dinp && total)
-        dw3_correlate_kernel<<<dc_blocks(total), DC_BLOCK, 0, DC_STREAM>>>(dinp, dout, w, N, H, W, C, -1);
-    if (!dw)
+        dw3_correlate_kernel<<<dc_blocks(total), DC_BLOCK, 0, DC_STREAM>>>(dinp, dout, w, NULL, N, H, W, C, -1);
+    if (!dw || C <= 0)
         return;
     const unsigned ctiles = (unsigned)((C + DC_COL_X - 1) / DC_COL_X);
     dc_col_split split = dc_split_rows(P, ctiles);

@@ -65,9 +65,10 @@ void cuda_pad_nhwc(float *out, const float *inp, int N, int H, int W, int C, int
 void cuda_crop_nhwc(float *out, const float *inp, int N, int PH, int PW, int C, int H, int W);
 void cuda_slice_pad_nhwc(float *out, const float *inp, int N, int H, int W, int Cin, int c0,
                          int Cout, int PH, int PW);
-/* NAFNet's depthwise 3x3 (stride 1, pad 1, groups = C) without bias, NHWC, weights [C][1][3][3]
- * (conv_depthwise.cu); dinp / dw may be NULL. */
-void cuda_dwconv3_forward(float *out, const float *inp, const float *w, int N, int H, int W, int C);
+/* NAFNet's depthwise 3x3 (stride 1, pad 1, groups = C), NHWC, weights [C][1][3][3], bias [C] or
+ * NULL (conv_depthwise.cu); in backward dinp / dw may be NULL (the bias gradient is the caller's). */
+void cuda_dwconv3_forward(float *out, const float *inp, const float *w, const float *bias, int N, int H, int W,
+                          int C);
 void cuda_dwconv3_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
                            int N, int H, int W, int C);
 

@@ -78,7 +78,8 @@ int cuda_gemm_rows_bias_grad(cuda_state *st, float *dbias, const float *dout, si
     if (rows == 0)
         return cuda_check(cudaMemsetAsync(dbias, 0, (size_t)OC * sizeof(float), cudaStreamPerThread),
                           "zeroing a bias gradient", err);
-    if (st->ones_floats < rows) {
+    if (st->ones_floats < rows || !st->ones) {
+        st->ones_floats = 0; /* cuda_grow frees first: a failure below leaves no ones vector */
         int rc = cuda_grow((void **)&st->ones, &st->ones_bytes, rows * sizeof(float), "ones vector", err);
         if (rc != DC_OK)
             return rc;
