@@ -122,13 +122,8 @@ static int die(const char *fmt, const char *a)
 
 static int parse_bands(const char *s, dc_decloud_options *o)
 {
-    char **parts = CSLTokenizeString2(s, ",", 0);
-    int n = CSLCount(parts), ok = n > 0 && n <= DC_MAX_BANDS;
-    for (int i = 0; ok && i < n; i++)
-        ok = dc_parse_int(parts[i], &o->bands[i]);
-    CSLDestroy(parts);
-    o->nbands_sel = ok ? n : 0;
-    return ok;
+    o->nbands_sel = dc_parse_int_list(s, o->bands, DC_MAX_BANDS);
+    return o->nbands_sel > 0;
 }
 
 /* FNV-1a over the arguments that define the result (not -q or debug delays): an --in-place
@@ -366,14 +361,7 @@ int main(int argc, char **argv)
     if (!CPLGetConfigOption("GDAL_CACHEMAX", NULL))
         GDALSetCacheMax64((GIntBig)256 << 20);
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    /* A file-size limit then fails the write (EFBIG) instead of killing us with a partial temp. */
-    signal(SIGXFSZ, SIG_IGN);
+    dc_cli_catch_stop_signals(on_signal);
 
     progress_state ps = {o.quiet, 0, -1};
     dc_error err;

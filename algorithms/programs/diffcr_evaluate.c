@@ -80,11 +80,9 @@ static int die(const char *fmt, const char *a)
 
 static int parse_bands(const char *s, eval_args *a)
 {
-    char **parts = CSLTokenizeString2(s, ",", 0);
-    int n = CSLCount(parts), ok = n > 0 && n <= DC_METRICS_MAX_BANDS;
+    int n = dc_parse_int_list(s, a->bands, DC_METRICS_MAX_BANDS), ok = n > 0;
     for (int i = 0; ok && i < n; i++)
-        ok = dc_parse_int(parts[i], &a->bands[i]) && a->bands[i] >= 1;
-    CSLDestroy(parts);
+        ok = a->bands[i] >= 1;
     a->nbands = ok ? n : 0;
     return ok;
 }

@@ -18,6 +18,7 @@
 #include <cpl_string.h>
 #include <gdal.h>
 
+#include "diffcr/cli_parse.h"
 #include "diffcr/cloud_sim.h"
 #include "diffcr/landscape.h"
 
@@ -62,21 +63,17 @@ static void fail(const char *fmt, ...)
 
 static double parse_double(const char *opt, const char *s)
 {
-    char *end;
-    errno = 0;
-    double v = s ? strtod(s, &end) : 0.0;
-    if (!s || end == s || *end || errno || !isfinite(v))
+    double v = 0.0;
+    if (!s || !dc_parse_double(s, &v))
         fail("%s: expected a number, got '%s'", opt, s ? s : "");
     return v;
 }
 
-static long parse_int(const char *opt, const char *s, long lo, long hi)
+static int parse_int(const char *opt, const char *s, int lo, int hi)
 {
-    char *end;
-    errno = 0;
-    long v = s ? strtol(s, &end, 10) : 0;
-    if (!s || end == s || *end || errno || v < lo || v > hi)
-        fail("%s: expected an integer in %ld..%ld, got '%s'", opt, lo, hi, s ? s : "");
+    int v = 0;
+    if (!s || !dc_parse_int(s, &v) || v < lo || v > hi)
+        fail("%s: expected an integer in %d..%d, got '%s'", opt, lo, hi, s ? s : "");
     return v;
 }
 

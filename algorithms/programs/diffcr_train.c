@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "diffcr/cli_parse.h"
 #include "diffcr/config.h"
 #include "diffcr/optim.h"
 #include "diffcr/safetensors.h"
@@ -239,14 +240,7 @@ int main(int argc, char **argv)
     }
     if (!o.config && !o.resume)
         return die("-c CONFIG.json is required (or --resume CKPT; see --help)");
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    /* A file-size limit must fail the write (and keep the old checkpoint), not kill the run. */
-    signal(SIGXFSZ, SIG_IGN);
+    dc_cli_catch_stop_signals(on_signal); /* a full disk fails the write and keeps the old checkpoint */
     int rc = dc_train_run(&o, &e);
     if (rc == DC_ERR_CANCELLED) {
         fprintf(stderr, "diffcr-train: %s\n", e.msg);
