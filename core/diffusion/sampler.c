@@ -239,36 +239,18 @@ int dc_sampler_eval_x0(dc_sampler_call *call, float *x0, const float *x, double 
     }
     call->calls++;
 
-    dc_backend *be = call->be;
     if (opt->model_output != DC_TARGET_X0 || call->emulate_wrapper) {
         const double alpha = dc_ns_alpha(ns, t), sigma = dc_ns_sigma(ns, t);
-        if (opt->model_output != DC_TARGET_X0) {
-            if (be)
-                be->prediction_to_x0(x0, opt->model_output, x0, x, N, alpha, sigma);
-            else
-                dc_prediction_to_x0(x0, opt->model_output, x0, x, N, alpha, sigma);
-        } else {
-            /* model_wrapper: noise = (x - alpha out) / sigma; data_prediction_fn:
-             * x0 = (x - sigma noise) / alpha; float32 tensors, as the published run. */
-            if (be)
-                be->x0_roundtrip(x0, x, (float)alpha, (float)sigma, N);
-            else
-                dc_x0_roundtrip(x0, x, (float)alpha, (float)sigma, N);
-        }
+        if (opt->model_output != DC_TARGET_X0)
+            sv_prediction_to_x0(call, x0, opt->model_output, x0, x, N, alpha, sigma);
+        else /* model_wrapper: noise = (x - alpha out) / sigma; data_prediction_fn:
+              * x0 = (x - sigma noise) / alpha; float32 tensors, as the published run. */
+            sv_x0_roundtrip(call, x0, x, (float)alpha, (float)sigma, N);
     }
-    if (opt->x0_correction == DC_X0_DYNAMIC) {
-        if (be)
-            be->dynamic_threshold(be, x0, B, n, opt->threshold_ratio, opt->threshold_max,
-                                  ns->precision == DC_NS_FLOAT32, NULL);
-        else
-            dc_dynamic_threshold(x0, B, n, opt->threshold_ratio, opt->threshold_max,
-                                 ns->precision == DC_NS_FLOAT32, call->scratch, NULL);
-    } else if (opt->x0_correction == DC_X0_CLIP) {
-        if (be)
-            be->clamp_abs(x0, (float)opt->threshold_max, N);
-        else
-            dc_clamp_abs(x0, (float)opt->threshold_max, N);
-    }
+    if (opt->x0_correction == DC_X0_DYNAMIC)
+        sv_dynamic_threshold(call, x0, opt->threshold_ratio, opt->threshold_max, ns->precision == DC_NS_FLOAT32);
+    else if (opt->x0_correction == DC_X0_CLIP)
+        sv_clamp_abs(call, x0, (float)opt->threshold_max, N);
     if (opt->progress) {
         double done = call->planned > 0 ? (double)call->calls / (double)call->planned : 1.0;
         if (done > 1.0)

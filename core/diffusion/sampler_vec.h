@@ -44,6 +44,41 @@ static inline void sv_ddpm_update(const dc_sampler_call *c, float *x, const floa
         dc_ddpm_update(x, x0, noise, coef1, coef2, sd, N);
 }
 
+static inline void sv_x0_roundtrip(const dc_sampler_call *c, float *x0, const float *x, float a, float s,
+                                   size_t N)
+{
+    if (c->be)
+        c->be->x0_roundtrip(x0, x, a, s, N);
+    else
+        dc_x0_roundtrip(x0, x, a, s, N);
+}
+
+static inline void sv_prediction_to_x0(const dc_sampler_call *c, float *x0, dc_target_kind kind, const float *pred,
+                                       const float *x, size_t N, double alpha, double sigma)
+{
+    if (c->be)
+        c->be->prediction_to_x0(x0, kind, pred, x, N, alpha, sigma);
+    else
+        dc_prediction_to_x0(x0, kind, pred, x, N, alpha, sigma);
+}
+
+static inline void sv_dynamic_threshold(const dc_sampler_call *c, float *x0, double ratio, double max_val,
+                                        int float32_rank)
+{
+    if (c->be)
+        c->be->dynamic_threshold(c->be, x0, c->B, c->n, ratio, max_val, float32_rank, NULL);
+    else
+        dc_dynamic_threshold(x0, c->B, c->n, ratio, max_val, float32_rank, c->scratch, NULL);
+}
+
+static inline void sv_clamp_abs(const dc_sampler_call *c, float *x, float m, size_t N)
+{
+    if (c->be)
+        c->be->clamp_abs(x, m, N);
+    else
+        dc_clamp_abs(x, m, N);
+}
+
 static inline int sv_fill_normal(const dc_sampler_call *c, float *out, size_t n, uint32_t stream, uint32_t tile,
                                  uint32_t step, dc_error *err)
 {
