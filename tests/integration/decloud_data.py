@@ -213,7 +213,19 @@ def big(args):
         write(f"{d}/big{i}.tif", scene(i, 3, h, w).astype(np.uint16), GT, utm)
 
 
+def waves(args):
+    """waves DIR W H BANDS [AMPLITUDE XDIV YDIV]: three smooth UInt16 dates d0..d2.tif, UTM 33N,
+    10 m pixels at (380000, 5820000): the small scenes of the real-model tests."""
+    d, w, h, nb = args[0], int(args[1]), int(args[2]), int(args[3])
+    amp, xdiv, ydiv = (float(v) for v in (args[4:7] if len(args) >= 7 else (800, 9, 7)))
+    yy, xx = np.mgrid[0:h, 0:w]
+    for i in range(3):
+        bands = [1500 + amp * np.sin(xx / xdiv + b) * np.cos(yy / ydiv + i) for b in range(nb)]
+        write(f"{d}/d{i}.tif", np.stack(bands).astype(np.uint16), [380000, 10, 0, 5820000, 0, -10],
+              srs_wkt(32633))
+
+
 if __name__ == "__main__":
     cmd = sys.argv[1]
     {"make": lambda a: make(a[0]), "check-mean": check_mean, "same": same,
-     "const": const, "big": big}[cmd](sys.argv[2:])
+     "const": const, "big": big, "waves": waves}[cmd](sys.argv[2:])

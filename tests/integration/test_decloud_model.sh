@@ -17,18 +17,7 @@ fail=0
 ok() { echo "ok   $1"; }
 bad() { echo "FAIL $1"; fail=1; }
 cd "$T"
-$PY - <<'PYEOF'
-from osgeo import gdal, osr
-import numpy as np
-srs = osr.SpatialReference(); srs.ImportFromEPSG(32633)
-for d in range(3):
-    ds = gdal.GetDriverByName("GTiff").Create(f"d{d}.tif", 150, 90, 4, gdal.GDT_UInt16)
-    ds.SetGeoTransform([380000, 10, 0, 5820000, 0, -10]); ds.SetProjection(srs.ExportToWkt())
-    yy, xx = np.mgrid[0:90, 0:150]
-    for b in range(4):
-        ds.GetRasterBand(b + 1).WriteArray((1500 + 800 * np.sin(xx / 9.0 + b) * np.cos(yy / 7.0 + d)).astype(np.uint16))
-    ds = None
-PYEOF
+$PY "$SRC/tests/integration/decloud_data.py" waves . 150 90 4 || { echo "FAIL: data"; exit 1; }
 $NET init --config "$SRC/configs/tiny_test.json" --output w.safetensors --seed 2 || bad "init"
 printf '{"img_channel": 4, "width": 8, "middle_blk_num": 1, "enc_blk_nums": [1, 1], "dec_blk_nums": [1, 1]}' >c4.json
 $NET init --config c4.json --output w4.safetensors || bad "init 4-band"

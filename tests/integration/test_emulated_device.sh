@@ -30,18 +30,7 @@ cd "$T" || exit 1
 emu "$NET" init --config "$SRC/configs/tiny_test.json" --output w.safetensors --seed 3 >/dev/null || bad "init"
 
 # 1. decloud: --device cuda (emulated) == --device ref, also batched and with two samples
-$PY - <<'PYEOF'
-from osgeo import gdal, osr
-import numpy as np
-srs = osr.SpatialReference(); srs.ImportFromEPSG(32633)
-for d in range(3):
-    ds = gdal.GetDriverByName("GTiff").Create(f"d{d}.tif", 120, 80, 3, gdal.GDT_UInt16)
-    ds.SetGeoTransform([380000, 10, 0, 5820000, 0, -10]); ds.SetProjection(srs.ExportToWkt())
-    yy, xx = np.mgrid[0:80, 0:120]
-    for b in range(3):
-        ds.GetRasterBand(b + 1).WriteArray((1500 + 700 * np.sin(xx / 8.0 + b) * np.cos(yy / 6.0 + d)).astype(np.uint16))
-    ds = None
-PYEOF
+$PY "$HERE/decloud_data.py" waves . 120 80 3 700 8 6 || { echo "FAIL: data"; exit 1; }
 common=(d0.tif d1.tif d2.tif --weights "$SRC/samples/model/diffcr_default.safetensors" --steps 5 --tile 64 --threads 1 -q)
 "$DEC" "${common[@]}" --device ref ref.tif || bad "decloud ref"
 emu "$DEC" "${common[@]}" --device cuda dev.tif || bad "decloud emulated device"

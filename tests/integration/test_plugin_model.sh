@@ -6,18 +6,7 @@
 NET="$BUILD/core/diffcr-net"
 [ -x "$NET" ] || NET=$(find "$BUILD" -name diffcr-net -type f -perm -u+x | head -1)
 [ -x "$NET" ] || { echo "SKIP: diffcr-net not built"; exit 77; }
-$PY - <<'PYEOF' || { echo "FAIL: data"; exit 1; }
-from osgeo import gdal, osr
-import numpy as np
-srs = osr.SpatialReference(); srs.ImportFromEPSG(32633)
-for d in range(3):
-    ds = gdal.GetDriverByName("GTiff").Create(f"d{d}.tif", 150, 90, 4, gdal.GDT_UInt16)
-    ds.SetGeoTransform([380000, 10, 0, 5820000, 0, -10]); ds.SetProjection(srs.ExportToWkt())
-    yy, xx = np.mgrid[0:90, 0:150]
-    for b in range(4):
-        ds.GetRasterBand(b + 1).WriteArray((1500 + 800 * np.sin(xx / 9.0 + b) * np.cos(yy / 7.0 + d)).astype(np.uint16))
-    ds = None
-PYEOF
+$DATA waves . 150 90 4 || { echo "FAIL: data"; exit 1; }
 run_ok init "$NET" init --config "$DIFFCR_SOURCE_DIR/configs/tiny_test.json" --output w.safetensors --seed 2
 NT=$(tiles 150 90 64 16)   # 3 x 2 = 6
 opts=(-q d0.tif d1.tif d2.tif --weights w.safetensors --steps 3 --tile 64 --seed 7)
