@@ -57,7 +57,7 @@ static void *find_module(char *last_error, size_t size)
     const char *env = getenv("DIFFCR_CUDA_MODULE");
     if (env && *env)
         return try_open(env, last_error, size);
-    const char *rels[] = {"", "../lib/", "../lib64/", "../" DIFFCR_INSTALL_LIBDIR_REL "/", "core/", "../core/"};
+    const char *rels[] = {"", "../lib/", "../lib64/", "../" DIFFCR_INSTALL_LIBDIR_REL "/"};
     char dir[PATH_MAX];
     /* next to the executable, and next to the object holding this code (a GDAL plugin) */
     ssize_t n = readlink("/proc/self/exe", dir, sizeof dir - 1);
