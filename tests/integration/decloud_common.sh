@@ -11,9 +11,4 @@ if ! $PY -c 'import numpy, osgeo.gdal' 2>/dev/null; then echo "SKIP: no numpy/os
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/diffcr-decloud-test.XXXXXX")"
 trap 'chmod -R u+w "$WORK" 2>/dev/null; rm -rf "$WORK"' EXIT
 cd "$WORK"
-FAILS=0
-pass() { echo "PASS: $*"; }
-fail() { echo "FAIL: $*"; FAILS=$((FAILS + 1)); }
-# run_ok NAME CMD...: the command must succeed
-run_ok() { local name="$1"; shift; if "$@" >"$name.log" 2>&1; then pass "$name"; else fail "$name (rc=$?)"; cat "$name.log"; fi; }
-finish() { if [ "$FAILS" -ne 0 ]; then echo "$FAILS failure(s)"; exit 1; fi; echo "all passed"; exit 0; }
+. "$HERE/report.sh"

@@ -22,11 +22,7 @@ fi
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/diffcr-plugin-test.XXXXXX")"
 trap 'rm -rf "$WORK"' EXIT
 cd "$WORK"
-FAILS=0
-pass() { echo "PASS: $*"; }
-fail() { echo "FAIL: $*"; FAILS=$((FAILS + 1)); }
-run_ok() { local name="$1"; shift; if "$@" >"$name.log" 2>&1; then pass "$name"; else fail "$name (rc=$?)"; cat "$name.log"; fi; }
-finish() { if [ "$FAILS" -ne 0 ]; then echo "$FAILS failure(s)"; exit 1; fi; echo "all passed"; exit 0; }
+. "$HERE/report.sh"
 # tiles W H TILE OVERLAP: number of tiles of diffcr's grid (tile_grid.h)
 tiles() {
   local W=$1 H=$2 T=$3 O=$4 S=$(($3 - $4)) nx ny
