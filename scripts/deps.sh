@@ -7,6 +7,7 @@ PACKAGES=(
   build-essential cmake pkg-config           # compiler and build
   libopenblas-openmp-dev libdnnl-dev         # BLAS (one OpenMP pool) + oneDNN convolutions
   libcjson-dev check                         # JSON configs, unit tests
+  libboost-context-dev                       # fibers of the CUDA simulator (tests/cudasim)
   libgdal-dev gdal-bin python3-gdal libproj-dev proj-bin   # raster side
   python3-numpy python3-torch python3-skimage              # PyTorch oracle, metrics reference
   time                                       # max RSS in memory tests
