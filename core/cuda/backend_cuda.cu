@@ -46,8 +46,11 @@ int cudnn_check(cudnnStatus_t s, const char *what, dc_error *err)
 {
     if (s == CUDNN_STATUS_SUCCESS)
         return DC_OK;
-    return dc_fail(err, s == CUDNN_STATUS_ALLOC_FAILED ? DC_ERR_NOMEM : DC_ERR_IO, "%s: cuDNN error %s", what,
-                   cudnnGetErrorString(s));
+    /* cuDNN 9's ALLOC_FAILED alias is the host allocation failure; device memory running out is
+     * its own code, and both are "out of memory" to the caller. */
+    int nomem = s == CUDNN_STATUS_INTERNAL_ERROR_HOST_ALLOCATION_FAILED ||
+                s == CUDNN_STATUS_INTERNAL_ERROR_DEVICE_ALLOCATION_FAILED;
+    return dc_fail(err, nomem ? DC_ERR_NOMEM : DC_ERR_IO, "%s: cuDNN error %s", what, cudnnGetErrorString(s));
 }
 
 int cublas_check(cublasStatus_t s, const char *what, dc_error *err)
