@@ -268,6 +268,7 @@ static int cu_set_precision(dc_backend *be, dc_precision p, dc_error *err)
         return dc_fail(err, DC_ERR_ARG, "unknown precision %d", (int)p);
     cuda_state *st = (cuda_state *)be->impl;
     st->precision = p; /* plans are per precision; the next call of each shape picks its algorithm */
+    be->precision = p;
     return DC_OK;
 }
 

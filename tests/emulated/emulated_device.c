@@ -85,9 +85,8 @@ static int emu_synchronize(dc_backend *be, dc_error *err)
 }
 static int emu_set_precision(dc_backend *be, dc_precision p, dc_error *err)
 {
-    (void)be;
-    (void)p; /* accepted, computed in fp32: this device checks data flow, not arithmetic */
-    (void)err;
+    (void)err; /* accepted, computed in fp32: this device checks data flow, not arithmetic */
+    be->precision = p;
     return DC_OK;
 }
 static void emu_weights_changed(dc_backend *be) { (void)be; }

@@ -238,6 +238,44 @@ START_TEST(test_gradients_finite_differences)
 }
 END_TEST
 
+/* fp16 loss scaling (dc_unet_backward): with the precision marked fp16 on the reference backend
+ * (whose arithmetic stays fp32), the backward runs on a power-of-two-scaled dout and unscales the
+ * gradients, which must then equal the unscaled fp32 pass bit for bit, at a training-sized dout
+ * (~1e-6 a value) and at a large one; the caller's dout is left as it was. */
+START_TEST(test_fp16_loss_scaling_is_exact)
+{
+    net_fixture f;
+    dc_error err;
+    fixture_open(&f, "ref", 2, 8, 12, 5);
+    const dc_param_table *tab = dc_unet_params_table(f.net);
+    size_t n = (size_t)f.B * f.H * f.W * 3;
+    float *dout = malloc(n * sizeof *dout), *kept = malloc(n * sizeof *kept);
+    float *g32 = malloc(tab->total * sizeof *g32), *g16 = malloc(tab->total * sizeof *g16);
+    const float sizes[2] = {2.0f / (8 * 3 * 256 * 256), 300.0f};
+    for (int k = 0; k < 2; k++) {
+        for (size_t i = 0; i < n; i++)
+            dout[i] = f.r[i] * sizes[k];
+        memcpy(kept, dout, n * sizeof *dout);
+        for (int pass = 0; pass < 2; pass++) {
+            f.be->precision = pass ? DC_PRECISION_FP16 : DC_PRECISION_FP32;
+            ck_assert_int_eq(dc_unet_forward_train(f.net, f.out, f.cond, f.x, f.tin, f.B, f.H, f.W, &err), DC_OK);
+            ck_assert_msg(dc_unet_backward(f.net, dout, &err) == DC_OK, "%s", err.msg);
+            f.be->to_host(f.be, pass ? g16 : g32, dc_unet_grads(f.net), tab->total * sizeof(float));
+        }
+        f.be->precision = DC_PRECISION_FP32;
+        ck_assert_msg(!memcmp(dout, kept, n * sizeof *dout), "dc_unet_backward changed the caller's dout");
+        size_t differ = 0, nonzero = 0;
+        for (size_t i = 0; i < tab->total; i++)
+            differ += g16[i] != g32[i], nonzero += g32[i] != 0;
+        ck_assert_msg(differ == 0, "dout x %g: %zu of %zu gradients differ after fp16 loss scaling", sizes[k], differ,
+                      tab->total);
+        ck_assert_msg(nonzero > tab->total / 2, "only %zu gradients are non-zero", nonzero);
+    }
+    free(dout), free(kept), free(g32), free(g16);
+    fixture_close(&f);
+}
+END_TEST
+
 START_TEST(test_load_rejects_mismatched_weights)
 {
     dc_unet_config cfg = tiny_config();
@@ -291,6 +329,7 @@ int main(void)
     tcase_add_test(tc, test_cached_equals_training_forward);
     tcase_add_test(tc, test_backends_agree);
     tcase_add_test(tc, test_gradients_finite_differences);
+    tcase_add_test(tc, test_fp16_loss_scaling_is_exact);
     tcase_add_test(tc, test_load_rejects_mismatched_weights);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);

@@ -45,6 +45,7 @@ struct dc_backend {
     const char *name;          /* "ref", "cpu", "cuda" */
     int is_host;               /* 1 if pointers are host memory (CPU backends) */
     int threads;               /* CPU threads in use */
+    dc_precision precision;    /* convolution/Linear arithmetic in force; only set_precision sets it */
     char description[160];     /* for logs: "cpu (oneDNN, 2 threads)", "cuda:0 NVIDIA H100 80GB HBM3" */
     void *impl;                /* backend-private state */
 
