@@ -194,6 +194,35 @@ static void describe(const dc_conv_desc *d, char *buf, size_t size)
              d->kernel, d->kernel, d->stride, d->pad, d->groups);
 }
 
+static const char *math_name(cudnnMathType_t m)
+{
+    switch (m) {
+    case CUDNN_FMA_MATH: return "fma";
+    case CUDNN_DEFAULT_MATH: return "default";
+    case CUDNN_TENSOR_OP_MATH: return "tensor-op";
+    case CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION: return "tensor-op+conversion";
+    default: return "?";
+    }
+}
+
+/* DIFFCR_CUDA_LOG=1: one stderr line per algorithm choice, so a GPU session can see what cuDNN
+ * picked for each shape and precision (and whether Find or the heuristics decided). */
+static void log_choice(const cuda_conv_plan *p, const char *what, int algo, cudnnMathType_t math, size_t ws,
+                       int by_find, float ms)
+{
+    const char *on = getenv("DIFFCR_CUDA_LOG");
+    if (!on || !*on || !strcmp(on, "0"))
+        return;
+    char shape[160];
+    describe(&p->d, shape, sizeof shape);
+    if (by_find)
+        fprintf(stderr, "diffcr cuda: %s %s: algo %d, math %s, workspace %zu B, %.3f ms (Find)\n", shape, what, algo,
+                math_name(math), ws, (double)ms);
+    else
+        fprintf(stderr, "diffcr cuda: %s %s: algo %d, math %s, workspace %zu B (heuristics)\n", shape, what, algo,
+                math_name(math), ws);
+}
+
 /* Pick the fastest allowed result of cuDNN's benchmark (Find), else of its heuristics (Get_v7). The
  * three directions share this shape through the macro's arguments.
  *  - The descriptor's math type is reset to the precision's request before each search: the calls
@@ -208,7 +237,8 @@ static void describe(const dc_conv_desc *d, char *buf, size_t size)
 #define CHOOSE_ALGO(FIND_CALL, GET_CALL, WS_CALL, PERF_T, ALGO_FIELD, MATH_FIELD, WS_FIELD, HAVE_FIELD, WHAT)   \
     do {                                                                                                      \
         PERF_T perf[16];                                                                                      \
-        int n = 0, found = 0;                                                                                 \
+        int n = 0, found = 0, by_find_ = 0;                                                                   \
+        float ms_ = 0;                                                                                        \
         const cudaError_t prior_ = cudaPeekAtLastError();                                                     \
         for (int pass_ = 0; pass_ < 2 && !found; pass_++) {                                                   \
             n = 0;                                                                                            \
@@ -229,6 +259,7 @@ static void describe(const dc_conv_desc *d, char *buf, size_t size)
                 if (cuda_grow(&st->workspace, &st->workspace_bytes, ws_, "cuDNN workspace", NULL) != DC_OK)   \
                     continue;                                                                                 \
                 p->ALGO_FIELD = perf[i].algo, p->MATH_FIELD = math_, p->WS_FIELD = ws_, found = 1;            \
+                by_find_ = pass_ == 0, ms_ = perf[i].time;                                                    \
             }                                                                                                 \
         }                                                                                                     \
         if (prior_ == cudaSuccess)                                                                            \
@@ -240,6 +271,7 @@ static void describe(const dc_conv_desc *d, char *buf, size_t size)
                            dc_precision_name(p->precision), WHAT, what_);                                     \
         }                                                                                                     \
         p->HAVE_FIELD = 1;                                                                                    \
+        log_choice(p, WHAT, (int)p->ALGO_FIELD, p->MATH_FIELD, p->WS_FIELD, by_find_, ms_);                   \
     } while (0)
 
 static int choose_fwd(cuda_state *st, cuda_conv_plan *p, dc_error *err)

@@ -330,8 +330,9 @@ elif [ -z "$BENCHBIN" ]; then
     skip_step bench_gpu "no programs"
 else
     # shellcheck disable=SC2086 # BENCH_ARGS: extra options, word-split on purpose
-    run_step bench_gpu "$T_BENCH" "$BENCHBIN" --python "$PY" ${BENCH_ARGS:-}
-    sed -n '/^GPU:/,/^BENCH_JSON/p' "$OUT/bench_gpu.log" | grep -v '^BENCH_JSON'
+    # DIFFCR_CUDA_LOG: cuDNN's algorithm choice per shape, precision and direction, kept in the log
+    DIFFCR_CUDA_LOG=1 run_step bench_gpu "$T_BENCH" "$BENCHBIN" --python "$PY" ${BENCH_ARGS:-}
+    sed -n '/^GPU:/,/^BENCH_JSON/p' "$OUT/bench_gpu.log" | grep -v -e '^BENCH_JSON' -e '^diffcr cuda:'
     grep -m1 'PyTorch figures unavailable' "$OUT/bench_gpu.log" && NOTES[${#NOTES[@]} - 1]="no PyTorch figures"
 fi
 
