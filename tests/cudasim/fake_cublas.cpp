@@ -10,7 +10,7 @@
  * Precision: the GEMM's compute type decides how inputs are rounded before they are multiplied
  * (FAST_TF32: TF32, FAST_16F: fp16, 32F/PEDANTIC: exact); products are summed in float, one
  * multiply and one add at a time (build with -ffp-contract=off so the compiler keeps it so). The
- * rounding helpers are shared with fake_cudnn.cpp. */
+ * rounding and accumulation helpers are shared with fake_cudnn.cpp (fake_arith.h). */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -23,47 +23,8 @@
 #include <vector>
 
 #include "cublas_v2.h"
+#include "fake_arith.h"
 #include "sim_runtime.h"
-
-/* --- input rounding (also used by fake_cudnn.cpp) ------------------------------------------------ */
-
-/* Round to nearest, ties to even, keeping `keep` of float's 23 explicit mantissa bits; the
- * exponent range stays float's (a carry out of the largest binade gives inf, as it should). */
-static float round_mantissa(float v, int keep)
-{
-    uint32_t bits;
-    memcpy(&bits, &v, sizeof bits);
-    if ((bits & 0x7f800000u) == 0x7f800000u)
-        return v; /* inf and NaN pass through */
-    const int drop = 23 - keep;
-    const uint32_t half = (1u << (drop - 1)) - 1u;
-    const uint32_t lsb = (bits >> drop) & 1u;
-    bits += half + lsb; /* ties: only an odd kept lsb pushes a tie up */
-    bits &= ~((1u << drop) - 1u);
-    float r;
-    memcpy(&r, &bits, sizeof r);
-    return r;
-}
-
-/* TF32: 10 explicit mantissa bits, float's exponent range (what tensor cores multiply). */
-float dc_fake_round_tf32(float v) { return round_mantissa(v, 10); }
-
-/* IEEE binary16, returned as the float of the same value: 10 mantissa bits for normals, a fixed
- * 2^-24 quantum below 2^-14 (subnormals), inf beyond the largest half 65504. */
-float dc_fake_round_fp16(float v)
-{
-    if (!isfinite(v))
-        return v;
-    const float a = fabsf(v);
-    float r;
-    if (a < 0x1p-14f)
-        r = nearbyintf(a * 0x1p24f) * 0x1p-24f; /* exact scaling; default mode rounds ties to even */
-    else
-        r = round_mantissa(a, 10);
-    if (r > 65504.0f)
-        r = INFINITY;
-    return copysignf(r, v);
-}
 
 /* --- handles ------------------------------------------------------------------------------------- */
 
@@ -74,6 +35,7 @@ struct cublasContext {
 
 namespace {
 
+using namespace fake;
 using Handle = cublasContext;
 
 /* Live handles: a destroyed or never-created handle is a use-after-free in the real library. */
@@ -95,13 +57,6 @@ cudaStream_t handle_stream(Handle *h)
 {
     std::lock_guard<std::mutex> guard(g_lock);
     return h->stream;
-}
-
-/* Dies unless [p, p + bytes) is live device memory. */
-void need_device(const void *p, size_t bytes, const char *call, const char *arg)
-{
-    if (bytes > 0 && !dc_sim_device_range(p, bytes))
-        dc_sim_fail("%s: %s = %p is not device memory for the %zu bytes the call touches", call, arg, p, bytes);
 }
 
 /* DIFFCR_CUDASIM_TRACE_LIBS=1: one line per GEMM on stderr (shapes and compute type). */
@@ -131,17 +86,6 @@ size_t vector_span(int n, int inc)
 }
 
 /* --- GEMM ---------------------------------------------------------------------------------------- */
-
-enum class Rounding { exact, tf32, fp16 };
-
-float round_input(float v, Rounding r)
-{
-    switch (r) {
-    case Rounding::tf32: return dc_fake_round_tf32(v);
-    case Rounding::fp16: return dc_fake_round_fp16(v);
-    default: return v;
-    }
-}
 
 bool is_op(cublasOperation_t op) { return op == CUBLAS_OP_N || op == CUBLAS_OP_T || op == CUBLAS_OP_C; }
 
@@ -176,39 +120,18 @@ struct GemmJob {
     Rounding rounding;
 };
 
-/* op(A) packed column by column (k columns of m entries) and op(B) column by column (n columns of
- * k entries), rounded as the compute type rounds inputs. */
-void pack_cols_of_opA(const GemmJob &g, std::vector<float> &out)
+/* op(M) of a column-major matrix with leading dimension ld, packed column by column (cols columns
+ * of rows entries; op transposes when trans), rounded as the compute type rounds inputs. op(A) is
+ * m x k, op(B) is k x n. */
+void pack_cols_of_op(const float *M, bool trans, int ld, int rows, int cols, Rounding rounding,
+                     std::vector<float> &out)
 {
-    out.resize((size_t)g.m * g.k);
-    for (int l = 0; l < g.k; l++)
-        for (int i = 0; i < g.m; i++) {
-            const float a = g.ta ? g.A[(size_t)i * g.lda + l] : g.A[(size_t)l * g.lda + i];
-            out[(size_t)l * g.m + i] = round_input(a, g.rounding);
+    out.resize((size_t)rows * cols);
+    for (int c = 0; c < cols; c++)
+        for (int r = 0; r < rows; r++) {
+            const float v = trans ? M[(size_t)r * ld + c] : M[(size_t)c * ld + r];
+            out[(size_t)c * rows + r] = round_input(v, rounding);
         }
-}
-
-void pack_cols_of_opB(const GemmJob &g, std::vector<float> &out)
-{
-    out.resize((size_t)g.n * g.k);
-    for (int j = 0; j < g.n; j++)
-        for (int l = 0; l < g.k; l++) {
-            const float b = g.tb ? g.B[(size_t)l * g.ldb + j] : g.B[(size_t)j * g.ldb + l];
-            out[(size_t)j * g.k + l] = round_input(b, g.rounding);
-        }
-}
-
-/* acc[i] += a[i] * b for i < n. Written in blocks of 8 on non-aliasing pointers so that g++ -O2
- * turns it into vector multiplies and adds; each lane is the same IEEE multiply then add as the
- * scalar loop, so the results do not change. */
-inline void axpy(float *__restrict acc, const float *__restrict a, float b, int n)
-{
-    int i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int u = 0; u < 8; u++)
-            acc[i + u] += a[i + u] * b;
-    for (; i < n; i++)
-        acc[i] += a[i] * b;
 }
 
 /* A column of C at a time, as a sum of op(A)'s columns scaled by op(B)'s entries: each C entry
@@ -219,8 +142,8 @@ void run_gemm(const GemmJob &g)
     std::vector<float> a, b, acc((size_t)g.m);
     const bool products = g.k > 0 && g.alpha != 0.0f; /* BLAS: alpha == 0 reads neither A nor B */
     if (products) {
-        pack_cols_of_opA(g, a);
-        pack_cols_of_opB(g, b);
+        pack_cols_of_op(g.A, g.ta, g.lda, g.m, g.k, g.rounding, a);
+        pack_cols_of_op(g.B, g.tb, g.ldb, g.k, g.n, g.rounding, b);
     }
     for (int j = 0; j < g.n; j++) {
         std::fill(acc.begin(), acc.end(), 0.0f);
@@ -230,10 +153,8 @@ void run_gemm(const GemmJob &g)
                 axpy(acc.data(), &a[(size_t)l * g.m], blj, g.m);
             }
         float *c = g.C + (size_t)j * g.ldc;
-        for (int i = 0; i < g.m; i++) {
-            const float scaled = g.alpha * acc[(size_t)i];
-            c[i] = g.beta == 0.0f ? scaled : scaled + g.beta * c[i]; /* beta 0: C is never read */
-        }
+        for (int i = 0; i < g.m; i++)
+            blend(&c[i], acc[(size_t)i], g.alpha, g.beta);
     }
 }
 
@@ -277,11 +198,8 @@ void run_gemv(const GemvJob &g)
             }
         }
     }
-    for (int i = 0; i < ylen; i++) {
-        float *yi = g.y + vec_index(i, ylen, g.incy);
-        const float scaled = g.alpha * acc[(size_t)i];
-        *yi = g.beta == 0.0f ? scaled : scaled + g.beta * *yi;
-    }
+    for (int i = 0; i < ylen; i++)
+        blend(g.y + vec_index(i, ylen, g.incy), acc[(size_t)i], g.alpha, g.beta);
 }
 
 } // namespace

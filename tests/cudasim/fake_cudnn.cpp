@@ -25,11 +25,8 @@
 #include <vector>
 
 #include "cudnn.h"
+#include "fake_arith.h"
 #include "sim_runtime.h"
-
-/* Input rounding shared with the cuBLAS fake (fake_cublas.cpp). */
-float dc_fake_round_tf32(float v);
-float dc_fake_round_fp16(float v);
 
 /* --- the objects behind the opaque handles (the header leaves them incomplete, as cuDNN does) --- */
 
@@ -61,6 +58,8 @@ struct cudnnConvolutionStruct {
 };
 
 namespace {
+
+using namespace fake;
 
 /* --- live objects ---------------------------------------------------------------------------------
  * A handle or descriptor that was destroyed (or never created) is a use-after-free in the real
@@ -497,8 +496,6 @@ cudnnStatus_t query_workspace(const char *call, Dir d, cudnnHandle_t handle, cud
 
 /* --- the arithmetic -------------------------------------------------------------------------------- */
 
-enum class Rounding { exact, tf32, fp16 };
-
 Rounding rounding_of(cudnnMathType_t m)
 {
     switch (m) {
@@ -506,17 +503,6 @@ Rounding rounding_of(cudnnMathType_t m)
     case CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION: return Rounding::fp16;
     default: return Rounding::tf32; /* DEFAULT and TENSOR_OP on fp32 data: TF32 tensor cores */
     }
-}
-
-/* p itself for exact math, else a rounded copy in buf (inputs are rounded, never the sums). */
-const float *rounded_inputs(const float *p, size_t n, Rounding r, std::vector<float> &buf)
-{
-    if (r == Rounding::exact)
-        return p;
-    buf.resize(n);
-    for (size_t i = 0; i < n; i++)
-        buf[i] = r == Rounding::tf32 ? dc_fake_round_tf32(p[i]) : dc_fake_round_fp16(p[i]);
-    return buf.data();
 }
 
 /* Everything one queued convolution needs, by value. x, w, y are the forward roles; `out` is the
@@ -530,25 +516,6 @@ struct ConvJob {
     void *workspace;
     size_t workspace_bytes;
 };
-
-inline void blend(float *dst, float sum, float alpha, float beta)
-{
-    const float scaled = alpha * sum;
-    *dst = beta == 0.0f ? scaled : scaled + beta * *dst; /* beta 0: the output is never read */
-}
-
-/* acc[i] += a[i] * b for i < n. Written in blocks of 8 on non-aliasing pointers so that g++ -O2
- * turns it into vector multiplies and adds; each lane is the same IEEE multiply then add as the
- * scalar loop, so the results do not change. */
-inline void axpy(float *__restrict acc, const float *__restrict a, float b, int n)
-{
-    int i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int u = 0; u < 8; u++)
-            acc[i + u] += a[i + u] * b;
-    for (; i < n; i++)
-        acc[i] += a[i] * b;
-}
 
 /* A copy of the filter in logical tap order (convolution mode's flip undone), laid out RSCK
  * ([r][s][c][k], for the forward pass) or RSKC (backward data), so that the innermost loops
@@ -702,13 +669,6 @@ void run(Dir d, const ConvJob &j)
     case Dir::bwd_data: run_backward_data(j); break;
     case Dir::bwd_filter: run_backward_filter(j); break;
     }
-}
-
-/* Dies unless [p, p + bytes) is live device memory. */
-void need_device(const void *p, size_t bytes, const char *call, const char *arg)
-{
-    if (bytes > 0 && !dc_sim_device_range(p, bytes))
-        dc_sim_fail("%s: %s = %p is not device memory for the %zu bytes the call touches", call, arg, p, bytes);
 }
 
 const char *math_name(cudnnMathType_t m)
