@@ -344,20 +344,25 @@ static double compare_grads(fixture *f, const char *what, double tol, float **re
     return worst;
 }
 
+/* Side s: a training forward, then backward from the host output gradient dout (f->nx values). */
+static void train_pass(fixture *f, int s, const float *dout)
+{
+    const net_case *c = &f->c;
+    dc_error err;
+    dc_error_clear(&err);
+    rc_ok(dc_unet_forward_train(f->sd[s].net, f->sd[s].out, f->sd[s].cond, f->sd[s].x, f->tin, c->B, c->H, c->W, &err),
+          s, "forward_train", &err);
+    gc.be[s]->to_device(gc.be[s], f->sd[s].dout, dout, f->nx * sizeof *dout);
+    rc_ok(dc_unet_backward(f->sd[s].net, f->sd[s].dout, &err), s, "backward", &err);
+}
+
 static void check_backward(fixture *f)
 {
     const net_case *c = &f->c;
     float *dout = gc_xmalloc(f->nx * sizeof *dout);
     gc_fill_host(dout, f->nx, 77, -1, 1);
-    for (int s = 0; s < 2; s++) {
-        dc_error err;
-        dc_error_clear(&err);
-        rc_ok(dc_unet_forward_train(f->sd[s].net, f->sd[s].out, f->sd[s].cond, f->sd[s].x, f->tin, c->B, c->H, c->W,
-                                    &err),
-              s, "forward_train", &err);
-        gc.be[s]->to_device(gc.be[s], f->sd[s].dout, dout, f->nx * sizeof *dout);
-        rc_ok(dc_unet_backward(f->sd[s].net, f->sd[s].dout, &err), s, "backward", &err);
-    }
+    for (int s = 0; s < 2; s++)
+        train_pass(f, s, dout);
     free(dout);
     compare_out(f, label(f, "forward_train"), TOL_NET, 0);
     float *r = NULL, *g1 = NULL;
@@ -387,6 +392,7 @@ static void check_backward_precisions(fixture *f)
     gc_fill_host(dout, f->nx, 78, -1, 1);
     for (size_t i = 0; i < f->nx; i++)
         dout[i] = (float)(dout[i] * TRAIN_DOUT_SCALE);
+    train_pass(f, 0, dout); /* the fp32 reference gradients, compared with each device pass */
     const dc_precision ps[3] = {DC_PRECISION_FP32, DC_PRECISION_TF32, DC_PRECISION_FP16};
     for (int i = 0; i < 3; i++) {
         dc_error err;
@@ -397,15 +403,7 @@ static void check_backward_precisions(fixture *f)
             gc_info("%s: %s not measured: %s", c->label, what, err.msg);
             continue;
         }
-        for (int s = 0; s < 2; s++) {
-            if (s == 0 && i > 0)
-                continue; /* the reference gradients of the first pass stay in place */
-            rc_ok(dc_unet_forward_train(f->sd[s].net, f->sd[s].out, f->sd[s].cond, f->sd[s].x, f->tin, c->B, c->H,
-                                        c->W, &err),
-                  s, "forward_train", &err);
-            gc.be[s]->to_device(gc.be[s], f->sd[s].dout, dout, f->nx * sizeof *dout);
-            rc_ok(dc_unet_backward(f->sd[s].net, f->sd[s].dout, &err), s, "backward", &err);
-        }
+        train_pass(f, 1, dout);
         if (ps[i] == DC_PRECISION_FP32) {
             compare_grads(f, label(f, what), TOL_GRAD, NULL, NULL);
             continue;
