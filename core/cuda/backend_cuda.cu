@@ -266,9 +266,7 @@ static int cu_set_precision(dc_backend *be, dc_precision p, dc_error *err)
 {
     if ((unsigned)p > DC_PRECISION_FP16)
         return dc_fail(err, DC_ERR_ARG, "unknown precision %d", (int)p);
-    cuda_state *st = (cuda_state *)be->impl;
-    st->precision = p; /* plans are per precision; the next call of each shape picks its algorithm */
-    be->precision = p;
+    be->precision = p; /* plans are per precision; the next call of each shape picks its algorithm */
     return DC_OK;
 }
 
@@ -456,6 +454,7 @@ DC_EXPORT int dc_cuda_module_create(dc_backend **out, int device, int abi, dc_er
         return dc_fail(err, DC_ERR_NOMEM, "out of memory creating the CUDA backend");
     }
     be->impl = st;
+    st->owner = be;
     st->device = device;
     /* depthwise 3x3: the direct kernels unless DIFFCR_CUDA_DWCONV=cudnn (the benchmark times both) */
     const char *dw = getenv("DIFFCR_CUDA_DWCONV");

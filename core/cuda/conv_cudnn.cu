@@ -131,7 +131,7 @@ static int plan_init(cuda_state *st, cuda_conv_plan *p, const dc_conv_desc *d, d
     (void)st;
     memset(p, 0, sizeof *p);
     p->d = *d;
-    p->precision = st->precision;
+    p->precision = st->owner->precision;
     int OH = dc_conv_out_h(d), OW = dc_conv_out_w(d);
     int rc = cudnn_check(cudnnCreateTensorDescriptor(&p->x), "cudnnCreateTensorDescriptor", err);
     if (rc == DC_OK) rc = cudnn_check(cudnnCreateTensorDescriptor(&p->y), "cudnnCreateTensorDescriptor", err);
@@ -154,7 +154,7 @@ static int plan_init(cuda_state *st, cuda_conv_plan *p, const dc_conv_desc *d, d
     if (rc == DC_OK)
         rc = cudnn_check(cudnnSetConvolutionGroupCount(p->conv, d->groups), "cudnnSetConvolutionGroupCount", err);
     if (rc == DC_OK)
-        rc = cudnn_check(cudnnSetConvolutionMathType(p->conv, requested_math(st->precision)),
+        rc = cudnn_check(cudnnSetConvolutionMathType(p->conv, requested_math(st->owner->precision)),
                          "cudnnSetConvolutionMathType", err);
     if (rc != DC_OK)
         plan_free(p);
@@ -164,7 +164,7 @@ static int plan_init(cuda_state *st, cuda_conv_plan *p, const dc_conv_desc *d, d
 static int plan_get(cuda_state *st, const dc_conv_desc *d, cuda_conv_plan **out, dc_error *err)
 {
     for (int i = 0; i < st->n_plans; i++)
-        if (memcmp(&st->plans[i]->d, d, sizeof *d) == 0 && st->plans[i]->precision == st->precision) {
+        if (memcmp(&st->plans[i]->d, d, sizeof *d) == 0 && st->plans[i]->precision == st->owner->precision) {
             *out = st->plans[i];
             return DC_OK;
         }

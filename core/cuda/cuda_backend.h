@@ -38,7 +38,7 @@ typedef struct cuda_state {
     char device_name[256];
     cudnnHandle_t cudnn;
     cublasHandle_t cublas;
-    dc_precision precision;
+    const dc_backend *owner;  /* the table this state serves; owner->precision is the arithmetic in force */
     int dw_direct;            /* depthwise 3x3 by conv_depthwise.cu (1) or cuDNN (0): DIFFCR_CUDA_DWCONV */
     cuda_conv_plan **plans;   /* one allocation each: pointers stay valid as the list grows */
     int n_plans, cap_plans;

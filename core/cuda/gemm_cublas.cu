@@ -31,7 +31,7 @@ static int gemm(cuda_state *st, cublasOperation_t ta, cublasOperation_t tb, size
         return DC_OK;
     const float one = 1.0f, zero = 0.0f;
     return cublas_check(cublasGemmEx(st->cublas, ta, tb, (int)m, (int)n, (int)k, &one, a, CUDA_R_32F, lda, b,
-                                     CUDA_R_32F, ldb, &zero, c, CUDA_R_32F, ldc, compute_type(st->precision),
+                                     CUDA_R_32F, ldb, &zero, c, CUDA_R_32F, ldc, compute_type(st->owner->precision),
                                      CUBLAS_GEMM_DEFAULT),
                         what, err);
 }
