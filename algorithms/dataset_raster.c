@@ -6,6 +6,7 @@
  * messages are silenced per call and turned into one-line dc_error messages. */
 #include <gdal.h>
 #include <cpl_error.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -71,10 +72,20 @@ int dc_dataset_read(const char *path, const int *bands, int nb, int x0, int y0, 
     GDALClose(ds);
     if (rc != DC_OK)
         return rc;
+    /* A NaN (a float raster's usual nodata) or an infinity would reach the loss and poison every
+     * weight, so the sample is refused here, naming where the bad value is. */
     for (size_t p = 0; p < (size_t)tile * tile; p++) {
         float *v = out + p * out_stride + first;
-        for (int b = 0; b < nb; b++)
-            v[b] = (float)(v[b] * scale + offset);
+        for (int b = 0; b < nb; b++) {
+            float raw = v[b];
+            v[b] = (float)(raw * scale + offset);
+            if (!isfinite(v[b]))
+                return dc_fail(err, DC_ERR_FORMAT,
+                               "%s: band %d is %g at pixel (%d, %d)%s; training and evaluation samples "
+                               "must be gap-free: fill or crop the nodata",
+                               path, bands[b], raw, x0 + (int)(p % (size_t)tile), y0 + (int)(p / (size_t)tile),
+                               isfinite(raw) ? " (not finite after scale and offset)" : "");
+        }
     }
     return DC_OK;
 }

@@ -47,13 +47,14 @@ static int flush_line(dc_train_log *l, dc_error *err)
 }
 
 int dc_train_log_step(dc_train_log *l, long long step, int epoch, const dc_step_result *r,
-                      double its, dc_error *err)
+                      long long skipped, double its, dc_error *err)
 {
     char loss[40], gn[40];
     num(loss, sizeof loss, r->loss);
     num(gn, sizeof gn, r->grad_norm);
-    fprintf(l->jsonl, "{\"step\":%lld,\"epoch\":%d,\"loss\":%s,\"lr\":%.9g,\"grad_norm\":%s,\"it_per_s\":%.3f}\n",
-            step, epoch, loss, r->lr, gn, its);
+    fprintf(l->jsonl,
+            "{\"step\":%lld,\"epoch\":%d,\"loss\":%s,\"lr\":%.9g,\"grad_norm\":%s,\"skipped\":%lld,\"it_per_s\":%.3f}\n",
+            step, epoch, loss, r->lr, gn, skipped, its);
     int rc = flush_line(l, err);
     if (rc == DC_OK && l->tb && (rc = dc_tb_scalar(l->tb, "train/loss", step, r->loss, err)) == DC_OK &&
         (rc = dc_tb_scalar(l->tb, "train/lr", step, r->lr, err)) == DC_OK)

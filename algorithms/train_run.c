@@ -4,7 +4,12 @@
  * rate of step k+1; after it, k+1 updates are done. Checkpoints record that count, so a resumed
  * run restarts the loader at batch k+1 and repeats exactly what an uninterrupted run would do.
  * An interruption (the caller's stop flag, set from SIGINT/SIGTERM) is honoured between steps:
- * the state after the last finished step is checkpointed and DC_ERR_CANCELLED returned. */
+ * the state after the last finished step is checkpointed and DC_ERR_CANCELLED returned.
+ *
+ * A step whose loss or gradient is not finite (or too large) is skipped by the trainer (weights unchanged; the
+ * step still counts, so a resume repeats it). DC_TRAIN_MAX_SKIPPED_IN_A_ROW of them in a row mean
+ * the run has diverged: it stops with an error and writes nothing more, so the last checkpoint
+ * and model on disk stay the last good ones. */
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -35,7 +40,35 @@ typedef struct run {
     double *hist_step, *hist_loss;
     long long nhist;
     double last_loss;
+    long long skipped, skipped_in_a_row;
 } run;
+
+/* Book-keeping of skipped (non-finite) steps; `done` is the step just finished (1-based). */
+static int count_skip(run *r, long long done, const dc_step_result *res, dc_error *err)
+{
+    if (!res->skipped) {
+        r->skipped_in_a_row = 0;
+        return DC_OK;
+    }
+    r->skipped++;
+    if (++r->skipped_in_a_row == 1) {
+        char line[256];
+        snprintf(line, sizeof line, "step %lld skipped: loss %g, gradient norm %g (not finite, or too large for float32 Adam moments); "
+                 "weights unchanged",
+                 done, res->loss, res->grad_norm);
+        dc_progress_message(&r->bar, line);
+    }
+    if (r->skipped_in_a_row < DC_TRAIN_MAX_SKIPPED_IN_A_ROW)
+        return DC_OK;
+    struct stat sb;
+    int have_ckpt = stat(r->ckpt, &sb) == 0;
+    return dc_fail(err, DC_ERR_NUMERIC,
+                   "training diverged: loss or gradient not finite (or too large) in %d steps in a row (steps %lld-%lld); "
+                   "stopped without saving, %s%s (lower the learning rate, set train.grad_clip, or check the data)",
+                   DC_TRAIN_MAX_SKIPPED_IN_A_ROW, done - DC_TRAIN_MAX_SKIPPED_IN_A_ROW + 1, done,
+                   have_ckpt ? "the last good checkpoint is " : "no checkpoint was written yet",
+                   have_ckpt ? r->ckpt : "");
+}
 
 static void warn_key(const char *msg, void *arg)
 {
@@ -290,13 +323,15 @@ int dc_train_run(const dc_train_run_options *o, dc_error *err)
         if ((rc = dc_trainer_step(r.tr, cond, target, done, lr, &res, err)) != DC_OK)
             break;
         done++;
+        if ((rc = count_skip(&r, done, &res, err)) != DC_OK)
+            break;
         r.last_loss = res.loss;
         r.hist_step[r.nhist] = (double)done, r.hist_loss[r.nhist++] = res.loss;
         if (done % c->log_iter == 0 || done == r.total) {
             double now = dc_now_seconds();
             double its = now > t_last ? (double)(done - step_last) / (now - t_last) : 0;
             t_last = now, step_last = done;
-            if ((rc = dc_train_log_step(&r.log, done, epoch, &res, its, err)) != DC_OK)
+            if ((rc = dc_train_log_step(&r.log, done, epoch, &res, r.skipped, its, err)) != DC_OK)
                 break;
         }
         dc_progress_update(&r.bar, done, res.loss, lr);
@@ -325,8 +360,11 @@ int dc_train_run(const dc_train_run_options *o, dc_error *err)
                 fprintf(stderr, "diffcr-train: warning: %s\n", pe.msg);
         }
         if (rc == DC_OK) {
-            snprintf(line, sizeof line, "%s at step %lld (loss %.6f): checkpoint %s, model %s",
-                     interrupted ? "interrupted" : "done", done, r.last_loss, r.ckpt, r.model);
+            char skips[64] = "";
+            if (r.skipped)
+                snprintf(skips, sizeof skips, ", %lld non-finite steps skipped", r.skipped);
+            snprintf(line, sizeof line, "%s at step %lld (loss %.6f%s): checkpoint %s, model %s",
+                     interrupted ? "interrupted" : "done", done, r.last_loss, skips, r.ckpt, r.model);
             dc_progress_message(&r.bar, line);
         }
         if (rc == DC_OK && interrupted)

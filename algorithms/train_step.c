@@ -9,6 +9,8 @@
  * Adam, EMA and clipping are single passes through the op table (optim.h semantics) wherever the
  * network runs. On a device backend, host mirrors of weights and state exist for checkpoints and
  * export only: dc_trainer_pull fills them, dc_trainer_sync sends them back. */
+#include <float.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -199,9 +201,19 @@ int dc_trainer_step(dc_trainer *tr, const float *cond, const float *x0, long lon
     float *ema = be->is_host ? tr->ema : tr->d_ema;
     /* torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6) when the norm exceeds it */
     res->grad_norm = be->grad_norm(be, grads, tr->n);
+    res->lr = lr;
+    /* A NaN or inf anywhere in the gradient makes its norm non-finite. Applying such a step would
+     * turn every weight into NaN (Adam divides by sqrt(v)), and the next checkpoint would carry
+     * them; so it is skipped, as torch.cuda.amp.GradScaler skips an overflowed fp16 step. So is a
+     * finite gradient (after clipping) whose norm exceeds sqrt(FLT_MAX): an element's square,
+     * Adam's second moment, could overflow float32 to inf and freeze that weight for good. The
+     * caller decides when too many skips mean the run has diverged. */
+    double applied = tr->grad_clip > 0 && res->grad_norm > tr->grad_clip ? tr->grad_clip : res->grad_norm;
+    res->skipped = !isfinite(res->loss) || !(applied <= sqrt((double)FLT_MAX));
+    if (res->skipped)
+        return be->synchronize(be, err);
     if (tr->grad_clip > 0 && res->grad_norm > tr->grad_clip)
         be->scale_inplace(grads, (float)(tr->grad_clip / (res->grad_norm + 1e-6)), tr->n);
-    res->lr = lr;
     dc_adam_config a = tr->adam;
     a.lr = lr;
     tr->adam_step++;

@@ -3,7 +3,8 @@
 # the loss falls; one sample is overfitted; a resumed run repeats an uninterrupted one bit for
 # bit; SIGINT checkpoints and exits 130; the model file samples with diffcr-net; folder and
 # simulated datasets; eval; bad inputs (missing folder, bad images, --strict, full disk, unknown
-# keys); the TensorBoard file's records and CRCs.
+# keys, a NaN in a sample); divergence (non-finite steps skipped, then a clear stop with the
+# checkpoint intact); the TensorBoard file's records and CRCs.
 # Needs /usr/bin/python3 with numpy and osgeo.gdal (for the data); exits 77 without them.
 BUILD=${DIFFCR_BUILD_DIR:?}
 SRC=${DIFFCR_SOURCE_DIR:?}
@@ -142,6 +143,45 @@ if ! $TRAIN -c "$T/badimg.json" --out "$T/bi2" $ARGS --iters 2 --no-val --strict
 cfg typo.json 'train.n_iters=5'
 $TRAIN -c "$T/typo.json" --out "$T/ty" $ARGS --iters 1 --no-val 2>"$T/ty.log" && grep -q "unknown config key 'train.n_iters'" "$T/ty.log" &&
   ok "unknown config key warned" || { bad "unknown config key"; cat "$T/ty.log"; }
+# a NaN in a sample (a float raster's nodata): a one-line error naming the file, band and pixel
+$PY - "$T/csv" <<'PYEOF'
+import sys, numpy as np
+from osgeo import gdal
+d = sys.argv[1]
+src = gdal.Open(d + "/img/train000.tif")
+a = src.ReadAsArray().astype(np.float32)
+a[0, 3, 5] = np.nan
+ds = gdal.GetDriverByName("GTiff").Create(d + "/img/nan.tif", a.shape[2], a.shape[1], a.shape[0], gdal.GDT_Float32)
+for i in range(a.shape[0]):
+    ds.GetRasterBand(i + 1).WriteArray(a[i])
+ds = None
+first = open(d + "/train.csv").read().splitlines()[1].split(",")
+first[0] = "img/nan.tif"
+open(d + "/nan.csv", "w").write(open(d + "/train.csv").read().splitlines()[0] + "\n" + ",".join(first) + "\n")
+PYEOF
+cfg nan.json 'datasets.train.which_dataset.args.csv="csv/nan.csv"' 'datasets.train.dataloader.args.batch_size=1' 'train.val_iter=0'
+if ! $TRAIN -c "$T/nan.json" --out "$T/nan" $ARGS --iters 2 --no-val 2>"$T/nan.log" &&
+   one_line_error "$T/nan.log" "nan.tif: band 1 is nan at pixel (5, 3)" && [ ! -e "$T/nan/model.safetensors" ]; then
+  ok "NaN in a sample: $(tail -n 1 "$T/nan.log")"; else bad "NaN in a sample"; cat "$T/nan.log"; fi
+
+# divergence: at lr 10 the gradient norm reaches 1e33 at step 2 (its square would overflow Adam's
+# float32 second moment) and stays there; those steps are skipped (weights and moments stay
+# finite), and after 20 in a row the run stops with an error; the checkpoints written meanwhile
+# hold finite values only and no model file is written
+cfg diverge.json 'model.which_model.args.optimizers.0.lr=10' 'train.val_iter=0' 'train.save_checkpoint_iter=5' 'train.log_iter=1'
+if ! $TRAIN -c "$T/diverge.json" --out "$T/div" $ARGS --iters 100 --no-val 2>"$T/div.log" &&
+   one_line_error "$T/div.log" "training diverged: loss or gradient not finite (or too large) in 20 steps in a row (steps 2-21)" &&
+   grep -q "step 2 skipped" "$T/div.log" && [ ! -e "$T/div/model.safetensors" ] &&
+   $PY - "$T/div" "$SRC/tests/reference" <<'PYEOF'
+import json, sys, numpy as np
+sys.path.insert(0, sys.argv[2]); import st
+t, m = st.load(sys.argv[1] + "/checkpoint.safetensors")
+assert m["diffcr.train.step"] == "20", m["diffcr.train.step"]
+assert all(np.isfinite(v).all() for v in t.values())
+rows = [json.loads(l) for l in open(sys.argv[1] + "/metrics.jsonl") if '"loss"' in l]
+assert rows[0]["skipped"] == 0 and rows[1]["skipped"] == 1 and rows[-1]["skipped"] == 19 and rows[-1]["step"] == 20, rows[-1]
+PYEOF
+then ok "divergence stops the run: $(tail -n 1 "$T/div.log")"; else bad "divergence"; tail -n 5 "$T/div.log"; fi
 # full disk: a 1 MB file-size limit makes the checkpoint write fail; the previous one survives
 cp -r "$T/b" "$T/full"
 sum_before=$(md5sum < "$T/full/checkpoint.safetensors")

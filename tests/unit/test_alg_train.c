@@ -1,7 +1,7 @@
 /* diffcr unit tests — the pure pieces of diffcr-train: CRC-32C and TFRecord framing, protobuf
  * encoding of TensorBoard events, augmentation maps (permutations, identical for every date),
  * deterministic shuffles, the learning-rate schedule, the progress line, the config's unknown-key
- * check. */
+ * check; a training step skipped when its loss or gradient is not finite. */
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
@@ -208,6 +208,66 @@ START_TEST(test_config_unknown_keys_and_defaults)
 }
 END_TEST
 
+/* A step with a NaN in its input is skipped: weights, Adam moments, Adam's step count and the EMA
+ * keep their exact bits (an update would have made them NaN); the next finite step updates. */
+START_TEST(test_nonfinite_step_is_skipped)
+{
+    const char *text =
+        "{\"model\": {\"which_model\": {\"args\": {\"ema_scheduler\": {\"ema_start\": 1, \"ema_iter\": 1}}},"
+        " \"which_networks\": [{\"args\": {\"unet\": {\"img_channel\": 3, \"width\": 4, \"middle_blk_num\": 1,"
+        " \"enc_blk_nums\": [1], \"dec_blk_nums\": [1]}, \"beta_schedule\": {\"train\": {\"schedule\": \"sigmoid\","
+        " \"n_timestep\": 2000}, \"test\": {\"schedule\": \"sigmoid\", \"n_timestep\": 1000}}}}]}}";
+    dc_train_config c;
+    dc_error err;
+    ck_assert_msg(dc_train_config_parse(&c, text, ".", NULL, NULL, &err) == DC_OK, "%s", err.msg);
+    dc_backend *be;
+    ck_assert_int_eq(dc_backend_create(&be, "ref", 1, &err), DC_OK);
+    enum { B = 2, T = 8 };
+    dc_trainer *tr;
+    ck_assert_msg(dc_trainer_create(&tr, &c, be, B, T, 7, &err) == DC_OK, "%s", err.msg);
+    size_t n = dc_trainer_table(tr)->total;
+    size_t nx = (size_t)B * T * T * 3, ncond = nx * c.unet.ndates;
+    float *cond = tu_alloc_floats(ncond), *x0 = tu_alloc_floats(nx);
+    tu_fill_uniform(cond, ncond, 1, 1.0f);
+    tu_fill_uniform(x0, nx, 2, 1.0f);
+    float *before[4], *now[4] = {dc_trainer_params(tr), dc_trainer_adam_m(tr), dc_trainer_adam_v(tr),
+                                 dc_trainer_ema(tr)};
+    for (int k = 0; k < 4; k++) {
+        before[k] = tu_alloc_floats(n);
+        memcpy(before[k], now[k], n * sizeof(float));
+    }
+    const float bad[2] = {NAN, INFINITY};
+    for (int b = 0; b < 2; b++) {
+        float *in = b == 0 ? cond : x0;   /* a NaN in the condition, an inf in the target */
+        float keep = in[17];
+        in[17] = bad[b];
+        dc_step_result res;
+        ck_assert_msg(dc_trainer_step(tr, cond, x0, b, 1e-3, &res, &err) == DC_OK, "%s", err.msg);
+        in[17] = keep;
+        ck_assert_int_eq(res.skipped, 1);
+        ck_assert(!isfinite(res.loss) || !isfinite(res.grad_norm));
+        ck_assert_int_eq(dc_trainer_adam_step(tr), 0);
+        ck_assert_int_eq(dc_trainer_pull(tr, &err), DC_OK);
+        for (int k = 0; k < 4; k++)
+            ck_assert_msg(memcmp(before[k], now[k], n * sizeof(float)) == 0, "state %d changed by a skipped step", k);
+    }
+    dc_step_result res;
+    ck_assert_int_eq(dc_trainer_step(tr, cond, x0, 2, 1e-3, &res, &err), DC_OK);
+    ck_assert_int_eq(res.skipped, 0);
+    ck_assert(isfinite(res.loss) && isfinite(res.grad_norm) && res.grad_norm > 0);
+    ck_assert_int_eq(dc_trainer_adam_step(tr), 1);
+    ck_assert(memcmp(before[0], now[0], n * sizeof(float)) != 0);
+    for (size_t i = 0; i < n; i++)
+        ck_assert(isfinite(now[0][i]));
+    for (int k = 0; k < 4; k++)
+        free(before[k]);
+    free(cond), free(x0);
+    dc_trainer_destroy(tr);
+    dc_backend_destroy(be);
+    dc_train_config_free(&c);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("train");
@@ -221,6 +281,9 @@ static Suite *suite(void)
     tcase_add_test(tc, test_progress_line);
     tcase_add_test(tc, test_config_unknown_keys_and_defaults);
     suite_add_tcase(s, tc);
+    TCase *st = tcase_create("step");
+    tcase_add_test(st, test_nonfinite_step_is_skipped);
+    suite_add_tcase(s, st);
     return s;
 }
 

@@ -131,7 +131,14 @@ typedef struct dc_step_result {
     double loss;
     double grad_norm;        /* before clipping */
     double lr;
+    int skipped;             /* 1: the loss or the gradient was not finite (or the gradient's
+                              * norm after clipping exceeded sqrt(FLT_MAX), where Adam's second
+                              * moment overflows), so the weights, Adam moments, Adam's step count
+                              * and the EMA were left as they were */
 } dc_step_result;
+
+/* The run stops (DC_ERR_NUMERIC) after this many skipped steps in a row (train_run.c). */
+#define DC_TRAIN_MAX_SKIPPED_IN_A_ROW 20
 
 /* Create the network on be for batches of B samples of T x T, host copies of the optimiser state
  * (Adam m, v and EMA, zero / equal to the weights) and the train schedule's gammas. */
@@ -151,7 +158,9 @@ int dc_trainer_sync(dc_trainer *tr, dc_error *err);
 /* Device backends: copy weights, Adam state and EMA back into the host buffers above (before a
  * checkpoint or an export). No-op on host backends. */
 int dc_trainer_pull(dc_trainer *tr, dc_error *err);
-/* One step at global step index `step` (0-based; step + 1 updates have been made afterwards). */
+/* One step at global step index `step` (0-based; step + 1 updates have been made afterwards).
+ * A non-finite loss or gradient skips the update (res->skipped, which says exactly when) and
+ * still returns DC_OK. */
 int dc_trainer_step(dc_trainer *tr, const float *cond, const float *x0, long long step, double lr,
                     dc_step_result *res, dc_error *err);
 
@@ -198,8 +207,9 @@ typedef struct dc_train_log {
 /* append: keep the lines of an earlier run (resume). tensorboard: also write event files. */
 int dc_train_log_open(dc_train_log *l, const char *out_dir, int append, int tensorboard, dc_error *err);
 /* One JSON line per call; losses printed with 17 digits so a comparison is exact. */
+/* One line per logged step; skipped = the run's non-finite steps so far (dc_step_result.skipped). */
 int dc_train_log_step(dc_train_log *l, long long step, int epoch, const dc_step_result *r,
-                      double its, dc_error *err);
+                      long long skipped, double its, dc_error *err);
 int dc_train_log_val(dc_train_log *l, long long step, int epoch, const char *split,
                      const dc_eval_summary *s, dc_error *err);
 void dc_train_log_close(dc_train_log *l);

@@ -21,7 +21,8 @@ enum {
     DC_ERR_SHAPE = -5,    /* tensor shape or count does not match */
     DC_ERR_BACKEND = -6,  /* backend library (oneDNN, CUDA) refused */
     DC_ERR_UNSUPPORTED = -7,
-    DC_ERR_CANCELLED = -8 /* a progress callback asked to stop */
+    DC_ERR_CANCELLED = -8, /* a progress callback asked to stop */
+    DC_ERR_NUMERIC = -9    /* a computation kept giving NaN or infinity (e.g. training diverged) */
 };
 
 typedef struct dc_error {
