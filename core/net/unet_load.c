@@ -2,6 +2,7 @@
  * from the file's metadata. Files are untrusted: the safetensors reader validates the container; here
  * every tensor of the config's table must be present with exactly the PyTorch shape. */
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,8 +66,15 @@ int dc_unet_load_params(dc_unet *net, const char *path, dc_error *err)
             shape_str(want, sizeof want, v->ndim, NULL, v->shape);
             rc = dc_fail(err, DC_ERR_SHAPE, "%s: weight '%s' has shape %s but the network config needs %s",
                          path, v->name, got, want);
-        } else {
-            rc = dc_st_read_f32(st, t->name, host + v->offset, v->numel, err);
+        } else if ((rc = dc_st_read_f32(st, t->name, host + v->offset, v->numel, err)) == DC_OK) {
+            /* A NaN or inf weight would turn every output pixel into NaN; say so here, once. */
+            for (size_t k = 0; k < v->numel; k++)
+                if (!isfinite(host[v->offset + k])) {
+                    rc = dc_fail(err, DC_ERR_FORMAT,
+                                 "%s: weight '%s' holds %g at index %zu: the file is damaged or its training diverged",
+                                 path, v->name, host[v->offset + k], k);
+                    break;
+                }
         }
     }
     if (rc == DC_OK)

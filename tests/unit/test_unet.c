@@ -312,6 +312,19 @@ START_TEST(test_load_rejects_mismatched_weights)
     dc_st_writer_free(w);
     ck_assert_int_ne(dc_unet_load_params(net, path, &err), DC_OK);
     ck_assert_msg(strstr(err.msg, tab->views[3].name) && strstr(err.msg, "shape"), "message: %s", err.msg);
+    /* every tensor right, one value NaN: refused, naming the tensor */
+    w = dc_st_writer_new();
+    p[tab->views[5].offset + 2] = NAN;
+    for (int i = 0; i < tab->count; i++) {
+        int64_t shape[4];
+        for (int k = 0; k < tab->views[i].ndim; k++) shape[k] = tab->views[i].shape[k];
+        ck_assert_int_eq(dc_st_writer_add(w, tab->views[i].name, DC_DTYPE_F32, tab->views[i].ndim, shape,
+                                          p + tab->views[i].offset, &err), DC_OK);
+    }
+    ck_assert_int_eq(dc_st_writer_write(w, path, &err), DC_OK);
+    dc_st_writer_free(w);
+    ck_assert_int_eq(dc_unet_load_params(net, path, &err), DC_ERR_FORMAT);
+    ck_assert_msg(strstr(err.msg, tab->views[5].name) && strstr(err.msg, "nan at index 2"), "message: %s", err.msg);
     unlink(path);
     free(p);
     dc_unet_destroy(net);
