@@ -5,6 +5,8 @@
  * otherwise silently leave the default in force), but are not errors: DiffCR configs carry keys
  * for its Python side that do not matter here. */
 #include <cjson/cJSON.h>
+#include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,6 +129,20 @@ static int opt_num(const cJSON *root, const char *path, double lo, double hi, do
     return DC_OK;
 }
 
+/* A count, iteration number or seed: a whole number in lo..hi. Bounds stay within what the
+ * double holds exactly (2^53) and what the C field holds, so the cast below is exact. */
+static int opt_int(const cJSON *root, const char *path, double lo, double hi, double *out, dc_error *err)
+{
+    double v = *out;
+    int rc = opt_num(root, path, lo, hi, &v, err);
+    if (rc != DC_OK)
+        return rc;
+    if (v != floor(v))
+        return dc_fail(err, DC_ERR_ARG, "config: %s = %g must be a whole number", path, v);
+    *out = v;
+    return DC_OK;
+}
+
 static int opt_bool(const cJSON *root, const char *path, int *out, dc_error *err)
 {
     const cJSON *v = dc_json_at(root, path);
@@ -186,23 +202,23 @@ int dc_train_config_parse(dc_train_config *cfg, const char *text, const char *ba
     cfg->time_input = DC_TIME_INPUT_GAMMA;
     const cJSON *betas = dc_json_at(r, "model.which_model.args.optimizers.0.betas");
     const char *type = NULL, *target = NULL, *ti = NULL, *lrs = NULL;
-    if ((rc = opt_num(r, "datasets.train.dataloader.args.batch_size", 1, 4096, &batch, err)) ||
-        (rc = opt_num(r, "datasets.train.dataloader.args.num_workers", 0, 256, &workers, err)) ||
-        (rc = opt_num(r, "train.n_epoch", 1, 1e9, &n_epoch, err)) ||
-        (rc = opt_num(r, "train.n_iter", 1, 1e15, &n_iter, err)) ||
-        (rc = opt_num(r, "train.val_epoch", 0, 1e9, &val_epoch, err)) ||
-        (rc = opt_num(r, "train.save_checkpoint_epoch", 0, 1e9, &save_epoch, err)) ||
-        (rc = opt_num(r, "train.log_iter", 1, 1e15, &log_iter, err)) ||
-        (rc = opt_num(r, "train.val_iter", 0, 1e15, &val_iter, err)) ||
-        (rc = opt_num(r, "train.save_checkpoint_iter", 0, 1e15, &save_iter, err)) ||
-        (rc = opt_num(r, "train.val_samples", 0, 1e6, &val_samples, err)) ||
-        (rc = opt_num(r, "train.warmup_iter", 0, 1e15, &warmup, err)) ||
-        (rc = opt_num(r, "train.lr_decay_iter", 0, 1e15, &decay_iter, err)) ||
+    if ((rc = opt_int(r, "datasets.train.dataloader.args.batch_size", 1, 4096, &batch, err)) ||
+        (rc = opt_int(r, "datasets.train.dataloader.args.num_workers", 0, 256, &workers, err)) ||
+        (rc = opt_int(r, "train.n_epoch", 1, 1e9, &n_epoch, err)) ||
+        (rc = opt_int(r, "train.n_iter", 1, 1e15, &n_iter, err)) ||
+        (rc = opt_int(r, "train.val_epoch", 0, 1e9, &val_epoch, err)) ||
+        (rc = opt_int(r, "train.save_checkpoint_epoch", 0, 1e9, &save_epoch, err)) ||
+        (rc = opt_int(r, "train.log_iter", 1, 1e15, &log_iter, err)) ||
+        (rc = opt_int(r, "train.val_iter", 0, 1e15, &val_iter, err)) ||
+        (rc = opt_int(r, "train.save_checkpoint_iter", 0, 1e15, &save_iter, err)) ||
+        (rc = opt_int(r, "train.val_samples", 0, 1e6, &val_samples, err)) ||
+        (rc = opt_int(r, "train.warmup_iter", 0, 1e15, &warmup, err)) ||
+        (rc = opt_int(r, "train.lr_decay_iter", 0, 1e15, &decay_iter, err)) ||
         (rc = opt_num(r, "train.min_lr", 0, 1, &cfg->min_lr, err)) ||
         (rc = opt_num(r, "train.grad_clip", 0, 1e30, &cfg->grad_clip, err)) ||
-        (rc = opt_num(r, "train.tile", 0, 8192, &tile, err)) ||
-        (rc = opt_num(r, "seed", -1, 1.8e19, &seed, err)) ||
-        (rc = opt_num(r, "train.seed", -1, 1.8e19, &seed, err)) ||
+        (rc = opt_int(r, "train.tile", 0, 8192, &tile, err)) ||
+        (rc = opt_int(r, "seed", -1, 9007199254740992.0, &seed, err)) ||
+        (rc = opt_int(r, "train.seed", -1, 9007199254740992.0, &seed, err)) ||
         (rc = opt_bool(r, "train.augment", &cfg->augment, err)) ||
         (rc = opt_bool(r, "train.export_ema", &cfg->export_ema, err)) ||
         (rc = opt_str(r, "train.target", &target, err)) ||
@@ -212,8 +228,8 @@ int dc_train_config_parse(dc_train_config *cfg, const char *text, const char *ba
         (rc = opt_num(r, "model.which_model.args.optimizers.0.weight_decay", 0, 10, &cfg->adam.weight_decay, err)) ||
         (rc = opt_num(r, "model.which_model.args.optimizers.0.eps", 0, 1, &cfg->adam.eps, err)) ||
         (rc = opt_str(r, "model.which_model.args.optimizers.0.type", &type, err)) ||
-        (rc = opt_num(r, "model.which_model.args.ema_scheduler.ema_start", 0, 1e15, &ema_start, err)) ||
-        (rc = opt_num(r, "model.which_model.args.ema_scheduler.ema_iter", 1, 1e15, &ema_iter, err)) ||
+        (rc = opt_int(r, "model.which_model.args.ema_scheduler.ema_start", 0, INT_MAX, &ema_start, err)) ||
+        (rc = opt_int(r, "model.which_model.args.ema_scheduler.ema_iter", 1, INT_MAX, &ema_iter, err)) ||
         (rc = opt_num(r, "model.which_model.args.ema_scheduler.ema_decay", 0, 1, &cfg->ema_decay, err)))
         goto fail;
     if (betas) {
@@ -224,6 +240,12 @@ int dc_train_config_parse(dc_train_config *cfg, const char *text, const char *ba
         }
         cfg->adam.beta1 = cJSON_GetArrayItem(betas, 0)->valuedouble;
         cfg->adam.beta2 = cJSON_GetArrayItem(betas, 1)->valuedouble;
+        /* Adam divides by 1 - beta^t: a beta of 1 or more never warms up or blows up. */
+        if (!(cfg->adam.beta1 >= 0 && cfg->adam.beta1 < 1 && cfg->adam.beta2 >= 0 && cfg->adam.beta2 < 1)) {
+            rc = dc_fail(err, DC_ERR_ARG, "config: optimizers.0.betas = [%g, %g] must each be in [0, 1)",
+                         cfg->adam.beta1, cfg->adam.beta2);
+            goto fail;
+        }
     }
     if (type && strcmp(type, "adam") && strcmp(type, "adamw")) {
         rc = dc_fail(err, DC_ERR_ARG, "config: optimizers.0.type must be adam or adamw, got '%s'", type);

@@ -208,6 +208,57 @@ START_TEST(test_config_unknown_keys_and_defaults)
 }
 END_TEST
 
+/* Counts, iteration numbers and seeds are whole numbers within what their C fields hold: a value
+ * that would be cast out of range (undefined, in practice INT_MIN or a clock seed) or rounded
+ * (16.5 -> 16) is refused with an error naming the key. Found by tests/fuzz/fuzz_config.c. */
+static int config_error(const char *model_args, const char *top, char *msg, size_t cap)
+{
+    char text[1024];
+    snprintf(text, sizeof text,
+             "{\"model\": {\"which_model\": {\"args\": {%s}}, \"which_networks\": [{\"args\": {\"unet\":"
+             " {\"img_channel\": 3, \"width\": 4, \"middle_blk_num\": 1, \"enc_blk_nums\": [1], \"dec_blk_nums\": [1]},"
+             " \"beta_schedule\": {\"train\": {\"schedule\": \"sigmoid\", \"n_timestep\": 2000},"
+             " \"test\": {\"schedule\": \"sigmoid\", \"n_timestep\": 1000}}}}]}%s}",
+             model_args, top);
+    dc_train_config c;
+    dc_error err;
+    int rc = dc_train_config_parse(&c, text, ".", NULL, NULL, &err);
+    if (rc == DC_OK) {
+        snprintf(msg, cap, "seed=%lld ema_start=%d ema_iter=%d tile=%d", c.seed, c.ema_start, c.ema_iter, c.tile);
+        dc_train_config_free(&c);
+    } else {
+        snprintf(msg, cap, "%s", err.msg);
+    }
+    return rc;
+}
+
+START_TEST(test_config_integer_fields_are_exact)
+{
+    char msg[512];
+    static const struct { const char *model_args, *top, *key; } bad[] = {
+        {"", ", \"seed\": 1e19", "seed"},
+        {"", ", \"train\": {\"seed\": 9.3e18}", "train.seed"},
+        {"", ", \"train\": {\"tile\": 16.5}", "train.tile"},
+        {"", ", \"train\": {\"n_iter\": 2.5}", "train.n_iter"},
+        {"", ", \"datasets\": {\"train\": {\"dataloader\": {\"args\": {\"batch_size\": 1.5}}}}", "batch_size"},
+        {"\"ema_scheduler\": {\"ema_start\": 3e9}", "", "ema_start"},
+        {"\"ema_scheduler\": {\"ema_iter\": 1e15}", "", "ema_iter"},
+        {"\"optimizers\": [{\"betas\": [0.9, 1.0]}]", "", "betas"},
+        {"\"optimizers\": [{\"betas\": [-0.1, 0.99]}]", "", "betas"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int rc = config_error(bad[i].model_args, bad[i].top, msg, sizeof msg);
+        ck_assert_msg(rc == DC_ERR_ARG, "%s accepted: %s", bad[i].key, msg);
+        ck_assert_msg(strstr(msg, bad[i].key) != NULL, "error does not name %s: %s", bad[i].key, msg);
+    }
+    /* The largest accepted values arrive exactly. */
+    ck_assert_msg(config_error("", ", \"seed\": 9007199254740992, \"train\": {\"tile\": 32}", msg, sizeof msg) == DC_OK, "%s", msg);
+    ck_assert_str_eq(msg, "seed=9007199254740992 ema_start=1 ema_iter=1 tile=32");
+    ck_assert_msg(config_error("\"ema_scheduler\": {\"ema_start\": 2147483647, \"ema_iter\": 2147483647}", "", msg, sizeof msg) == DC_OK, "%s", msg);
+    ck_assert_str_eq(msg, "seed=-1 ema_start=2147483647 ema_iter=2147483647 tile=0");
+}
+END_TEST
+
 /* A step with a NaN in its input is skipped: weights, Adam moments, Adam's step count and the EMA
  * keep their exact bits (an update would have made them NaN); the next finite step updates. */
 START_TEST(test_nonfinite_step_is_skipped)
@@ -280,6 +331,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_lr_schedule);
     tcase_add_test(tc, test_progress_line);
     tcase_add_test(tc, test_config_unknown_keys_and_defaults);
+    tcase_add_test(tc, test_config_integer_fields_are_exact);
     suite_add_tcase(s, tc);
     TCase *st = tcase_create("step");
     tcase_add_test(st, test_nonfinite_step_is_skipped);
