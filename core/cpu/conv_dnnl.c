@@ -90,19 +90,6 @@ static int fail_nomem(dc_error *err, const char *op, const dc_conv_desc *d)
                    op, d->N, d->H, d->W, d->C, d->K, d->kernel);
 }
 
-static int check_desc(const dc_conv_desc *d, const char *op, dc_error *err)
-{
-    if (!d)
-        return dc_fail(err, DC_ERR_ARG, "oneDNN conv %s: NULL descriptor", op);
-    if (d->N < 1 || d->H < 1 || d->W < 1 || d->C < 1 || d->K < 1 || d->kernel < 1 || d->stride < 1 ||
-        d->pad < 0 || d->groups < 1 || d->C % d->groups || d->K % d->groups ||
-        d->H + 2 * d->pad < d->kernel || d->W + 2 * d->pad < d->kernel)
-        return dc_fail(err, DC_ERR_ARG,
-                       "oneDNN conv %s: invalid shape N%d H%d W%d C%d -> K%d k%d s%d p%d g%d", op, d->N,
-                       d->H, d->W, d->C, d->K, d->kernel, d->stride, d->pad, d->groups);
-    return DC_OK;
-}
-
 static int same_desc(const dc_conv_desc *a, const dc_conv_desc *b)
 {
     return a->N == b->N && a->H == b->H && a->W == b->W && a->C == b->C && a->K == b->K &&
@@ -490,7 +477,7 @@ int conv2d_dnnl_forward(dc_dnnl *ctx, float *out, const float *inp, const float 
                         const float *bias, const dc_conv_desc *d, dc_error *err)
 {
     static const char op[] = "forward";
-    int rc = check_desc(d, op, err);
+    int rc = dc_conv_desc_check(d, op, err);
     if (rc != DC_OK)
         return rc;
     if (!ctx || !out || !inp || !weight)
@@ -521,7 +508,7 @@ int conv2d_dnnl_backward(dc_dnnl *ctx, float *dinp, float *dweight, float *dbias
                          const float *inp, const float *weight, const dc_conv_desc *d, dc_error *err)
 {
     static const char op[] = "backward";
-    int rc = check_desc(d, op, err);
+    int rc = dc_conv_desc_check(d, op, err);
     if (rc != DC_OK)
         return rc;
     if (!ctx || !dout || (dinp && !weight) || ((dweight || dbias) && !inp))

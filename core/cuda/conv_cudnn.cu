@@ -319,6 +319,7 @@ int cuda_conv2d_forward(dc_backend *be, float *out, const float *inp, const floa
                         const float *bias, const dc_conv_desc *d, dc_error *err)
 {
     cuda_state *st = (cuda_state *)be->impl;
+    DC_TRY(dc_conv_desc_check(d, "forward", err));
     if (is_gemm(d)) {
         DC_TRY(cuda_gemm_rows_forward(st, out, inp, weight, (size_t)d->N * d->H * d->W, d->C, d->K, err));
     } else if (is_dw3(st, d)) {
@@ -348,6 +349,7 @@ int cuda_conv2d_backward(dc_backend *be, float *dinp, float *dweight, float *dbi
                          const float *inp, const float *weight, const dc_conv_desc *d, dc_error *err)
 {
     cuda_state *st = (cuda_state *)be->impl;
+    DC_TRY(dc_conv_desc_check(d, "backward", err));
     if (is_gemm(d)) {
         size_t rows = (size_t)d->N * d->H * d->W;
         if (dinp)

@@ -100,7 +100,7 @@ static int ref_conv_forward(dc_backend *be, float *out, const float *inp, const 
                             const float *bias, const dc_conv_desc *d, dc_error *err)
 {
     (void)be;
-    (void)err;
+    DC_TRY(dc_conv_desc_check(d, "forward", err));
     conv2d_ref_forward(out, inp, weight, bias, d);
     return DC_OK;
 }
@@ -109,7 +109,7 @@ static int ref_conv_backward(dc_backend *be, float *dinp, float *dweight, float 
                              const float *inp, const float *weight, const dc_conv_desc *d, dc_error *err)
 {
     (void)be;
-    (void)err;
+    DC_TRY(dc_conv_desc_check(d, "backward", err));
     conv2d_ref_backward(dinp, dweight, dbias, dout, inp, weight, d);
     return DC_OK;
 }

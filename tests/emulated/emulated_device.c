@@ -103,7 +103,7 @@ static int emu_conv_fwd(dc_backend *be, float *out, const float *inp, const floa
                         const dc_conv_desc *d, dc_error *err)
 {
     (void)be;
-    (void)err;
+    DC_TRY(dc_conv_desc_check(d, "forward", err));
     conv2d_ref_forward(U(out), U(inp), U(w), U(b), d);
     return DC_OK;
 }
@@ -111,7 +111,7 @@ static int emu_conv_bwd(dc_backend *be, float *dinp, float *dw, float *db, const
                         const float *w, const dc_conv_desc *d, dc_error *err)
 {
     (void)be;
-    (void)err;
+    DC_TRY(dc_conv_desc_check(d, "backward", err));
     conv2d_ref_backward(U(dinp), U(dw), U(db), U(dout), U(inp), U(w), d);
     return DC_OK;
 }

@@ -665,6 +665,44 @@ static dc_conv_desc cd(int N, int H, int W, int C, int K, int k, int stride, int
     return d;
 }
 
+/* Shapes no convolution can have are refused before any library or kernel sees them, with the
+ * same code on both backends: an empty batch (cuDNN's descriptors reject N=0, a depthwise grid of
+ * zero blocks is a launch error), an empty image, a kernel wider than the padded image, groups
+ * that do not divide the channels. The buffers are those of a valid shape; nothing may be read. */
+static void test_conv_bad_shapes(void)
+{
+    const dc_conv_desc ok = cd(1, 4, 4, 4, 4, 3, 1, 1, 1);
+    const conv_case bad[] = {
+        {"N=0", cd(0, 4, 4, 4, 4, 3, 1, 1, 1), 1, 0, 0},
+        {"N=0 dw3x3", cd(0, 4, 4, 4, 4, 3, 1, 1, 4), 1, 0, 0},
+        {"N=0 1x1", cd(0, 4, 4, 4, 4, 1, 1, 0, 1), 1, 0, 0},
+        {"W=0", cd(1, 4, 0, 4, 4, 3, 1, 1, 1), 1, 0, 0},
+        {"C=0 1x1", cd(1, 4, 4, 0, 4, 1, 1, 0, 1), 1, 0, 0},
+        {"kernel > padded image", cd(1, 1, 1, 4, 4, 3, 1, 0, 1), 1, 0, 0},
+        {"groups do not divide C", cd(1, 4, 4, 4, 4, 3, 1, 1, 3), 1, 0, 0},
+        {"stride 0", cd(1, 4, 4, 4, 4, 2, 0, 0, 1), 1, 0, 0},
+    };
+    conv_bufs c;
+    conv_bufs_open(&c, &ok, 77);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        for (int s = 0; s < 2; s++) {
+            dc_backend *be = gc.be[s];
+            dc_error err;
+            dc_error_clear(&err);
+            int rc = be->conv2d_forward(be, gc_f(&c.out, s), gc_f(&c.inp, s), gc_f(&c.w, s), gc_f(&c.b, s),
+                                        &bad[i].d, &err);
+            gc_check(rc == DC_ERR_SHAPE && strstr(err.msg, "invalid shape"), "conv %s forward on %s refused: %d \"%s\"",
+                     bad[i].kind, be->name, rc, err.msg);
+            dc_error_clear(&err);
+            rc = be->conv2d_backward(be, gc_f(&c.dinp, s), gc_f(&c.dw, s), gc_f(&c.db, s), gc_f(&c.dout, s),
+                                     gc_f(&c.inp, s), gc_f(&c.w, s), &bad[i].d, &err);
+            gc_check(rc == DC_ERR_SHAPE && strstr(err.msg, "invalid shape"), "conv %s backward on %s refused: %d \"%s\"",
+                     bad[i].kind, be->name, rc, err.msg);
+        }
+    gc_check(gc_sync(1, "bad shapes"), "device usable after refused convolutions");
+    conv_bufs_close(&c);
+}
+
 static void test_convs(void)
 {
     const conv_case cases[] = {
@@ -693,6 +731,7 @@ static void test_convs(void)
     }
     test_weights_changed(&cases[3], 2000);
     test_weights_changed(&cases[6], 2001);
+    test_conv_bad_shapes();
 }
 
 /* --- optimiser ---------------------------------------------------------------------------------- */

@@ -33,6 +33,22 @@ static inline size_t dc_conv_weight_numel(const dc_conv_desc *d)
     return (size_t)d->K * (size_t)(d->C / d->groups) * (size_t)d->kernel * (size_t)d->kernel;
 }
 
+/* Every backend's conv2d entry checks its shape with this first: an empty batch or image, a
+ * kernel larger than the padded image, or groups that do not divide the channels is one error
+ * naming the shape, the same on every backend (cuDNN and cuBLAS would reject some with a status
+ * code, launch empty grids for others, and the reference loops would read out of bounds). */
+static inline int dc_conv_desc_check(const dc_conv_desc *d, const char *op, dc_error *err)
+{
+    if (!d)
+        return dc_fail(err, DC_ERR_ARG, "convolution %s: NULL descriptor", op);
+    if (d->N < 1 || d->H < 1 || d->W < 1 || d->C < 1 || d->K < 1 || d->kernel < 1 || d->stride < 1 ||
+        d->pad < 0 || d->groups < 1 || d->C % d->groups || d->K % d->groups ||
+        d->H + 2 * d->pad < d->kernel || d->W + 2 * d->pad < d->kernel)
+        return dc_fail(err, DC_ERR_SHAPE, "convolution %s: invalid shape N%d H%d W%d C%d -> K%d k%d s%d p%d g%d",
+                       op, d->N, d->H, d->W, d->C, d->K, d->kernel, d->stride, d->pad, d->groups);
+    return DC_OK;
+}
+
 /* --- Reference implementation: direct loops + OpenBLAS sgemm (always built, the test oracle). --- */
 void conv2d_ref_forward(float *out, const float *inp, const float *weight, const float *bias,
                         const dc_conv_desc *d);
