@@ -537,16 +537,19 @@ static void narrow_backward_weights(float *dweight, double *part, const float *d
 
 static int dense_forward(float *out, const float *inp, const float *weight, const dc_conv_desc *d)
 {
+    /* The GEMMs never span two samples: OpenBLAS's kernels (its small-matrix path on AVX-512
+     * machines) round differently for another M, and a sample's pixels must not depend on the
+     * batch it is drawn in (diffcr-decloud --batch equals single tiles bit for bit). */
     const int OH = dc_conv_out_h(d), OW = dc_conv_out_w(d), ks = d->kernel, K = d->K, C = d->C;
-    const long rows = (long)d->N * OH;
     if (is_pointwise(d) && !is_narrow(d)) {
         /* out[P, K] = inp[P, C] . W[K, C]^T, the NHWC input is the matrix as it stands. */
-        const size_t P = (size_t)rows * OW;
-        for (size_t p0 = 0; p0 < P; p0 += PIX_BUDGET) {
-            const size_t m = P - p0 < PIX_BUDGET ? P - p0 : PIX_BUDGET;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, K, C, 1.0f, inp + p0 * C, C,
-                        weight, C, 0.0f, out + p0 * K, K);
-        }
+        const size_t P = (size_t)OH * OW;
+        for (int n = 0; n < d->N; n++)
+            for (size_t p0 = 0; p0 < P; p0 += PIX_BUDGET) {
+                const size_t m = P - p0 < PIX_BUDGET ? P - p0 : PIX_BUDGET, at = (size_t)n * P + p0;
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, K, C, 1.0f, inp + at * C, C,
+                            weight, C, 0.0f, out + at * K, K);
+            }
         return 1;
     }
     const int kkC = ks * ks * C;
@@ -559,17 +562,18 @@ static int dense_forward(float *out, const float *inp, const float *weight, cons
         return 1;
     }
     const long R = chunk_rows(OW, (size_t)kkC);
-    float *col = malloc((size_t)(R < rows ? R : rows) * OW * kkC * sizeof *col);
+    float *col = malloc((size_t)(R < OH ? R : OH) * OW * kkC * sizeof *col);
     if (!col) {
         free(wt);
         return 0;
     }
-    for (long r0 = 0; r0 < rows; r0 += R) {
-        const long nr = rows - r0 < R ? rows - r0 : R;
-        im2col(col, inp, d, OH, OW, r0, nr);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(nr * OW), K, kkC, 1.0f, col, kkC,
-                    wt, kkC, 0.0f, out + (size_t)r0 * OW * K, K);
-    }
+    for (int n = 0; n < d->N; n++)
+        for (long r = 0; r < OH; r += R) {
+            const long nr = OH - r < R ? OH - r : R, r0 = (long)n * OH + r;
+            im2col(col, inp, d, OH, OW, r0, nr);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(nr * OW), K, kkC, 1.0f, col, kkC,
+                        wt, kkC, 0.0f, out + (size_t)r0 * OW * K, K);
+        }
     free(wt);
     free(col);
     return 1;

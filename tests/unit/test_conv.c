@@ -229,6 +229,42 @@ START_TEST(test_ref_forward_backward_naive)
 }
 END_TEST
 
+/* A sample's output does not depend on the batch around it: forward over N = 3 equals three N = 1
+ * calls bit for bit, for each kind the network uses, at tile sizes (64x64 and its downs). BLAS
+ * rounds differently for another GEMM height on some machines (OpenBLAS's AVX-512 small-matrix
+ * path), which made diffcr-decloud --batch 3 differ from single tiles by 1 DN. */
+START_TEST(test_ref_forward_batch_invariant)
+{
+    const dc_conv_desc cases[] = {
+        {3, 64, 64, 9, 16, 3, 1, 1, 1},    /* intro */
+        {3, 64, 64, 16, 16, 3, 1, 1, 1},   /* dense 3x3 */
+        {3, 64, 64, 16, 32, 1, 1, 0, 1},   /* 1x1 */
+        {3, 16, 16, 64, 128, 1, 1, 0, 1},  /* deeper 1x1 */
+        {3, 64, 64, 16, 32, 2, 2, 0, 1},   /* down */
+        {3, 32, 32, 32, 32, 3, 1, 1, 32},  /* depthwise */
+        {3, 8, 8, 256, 3, 3, 1, 1, 1},     /* ending-like, narrow output */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const dc_conv_desc *d = &cases[i];
+        dc_conv_desc one = *d;
+        one.N = 1;
+        size_t ni = in_numel(d), no = out_numel(d), nw = dc_conv_weight_numel(d);
+        float *inp = tu_alloc_floats(ni), *w = tu_alloc_floats(nw), *b = tu_alloc_floats((size_t)d->K);
+        float *all = tu_alloc_floats(no), *each = tu_alloc_floats(no);
+        tu_fill_uniform(inp, ni, 11 + i, 1.0f);
+        tu_fill_uniform(w, nw, 12 + i, 0.2f);
+        tu_fill_uniform(b, (size_t)d->K, 13 + i, 0.1f);
+        conv2d_ref_forward(all, inp, w, b, d);
+        for (int n = 0; n < d->N; n++)
+            conv2d_ref_forward(each + (size_t)n * (no / d->N), inp + (size_t)n * (ni / d->N), w, b, &one);
+        ck_assert_msg(memcmp(all, each, no * sizeof(float)) == 0,
+                      "case %zu (C%d -> K%d, %dx%d kernel): batch of 3 differs from single samples", i, d->C,
+                      d->K, d->kernel, d->kernel);
+        free(inp), free(w), free(b), free(all), free(each);
+    }
+}
+END_TEST
+
 /* loss = sum(conv(inp, w, b) * dout) for finite differences. */
 static double conv_loss(void *ctx)
 {
@@ -461,6 +497,7 @@ static Suite *conv_suite(void)
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, test_ref_forward_backward_naive);
     tcase_add_test(tc, test_ref_gradcheck);
+    tcase_add_test(tc, test_ref_forward_batch_invariant);
     suite_add_tcase(s, tc);
 #ifdef DIFFCR_HAVE_DNNL
     tc = tcase_create("dnnl");
