@@ -1,5 +1,6 @@
 /* diffcr cudasim — the arithmetic and checks the two simulated libraries (fake_cublas.cpp,
- * fake_cudnn.cpp) share: how a compute/math type rounds fp32 inputs (exact, TF32, IEEE half), the
+ * fake_cudnn.cpp) share: how a compute/math type rounds fp32 inputs (exact, TF32, IEEE half,
+ * bfloat16) and how bf16 data is stored, the
  * accumulation step of their products, BLAS/cuDNN's alpha/beta blend, and the device-pointer check
  * every call makes. C++ only; everything is inline so each fake stays one translation unit. */
 #ifndef DIFFCR_CUDASIM_FAKE_ARITH_H
@@ -15,7 +16,7 @@
 
 namespace fake {
 
-enum class Rounding { exact, tf32, fp16 };
+enum class Rounding { exact, tf32, fp16, bf16 };
 
 /* Round to nearest, ties to even, keeping `keep` of float's 23 explicit mantissa bits; the
  * exponent range stays float's (a carry out of the largest binade gives inf, as it should). */
@@ -55,11 +56,37 @@ inline float round_fp16(float v)
     return copysignf(r, v);
 }
 
+/* bfloat16: 7 explicit mantissa bits, float's exponent range (subnormals included: bf16 keeps
+ * float's layout, so rounding the mantissa is all there is). */
+inline float round_bf16(float v) { return round_mantissa(v, 7); }
+
+/* bf16 storage (the top half of a float32's bits): written from a float rounded to nearest with
+ * ties to even, a NaN kept NaN (its payload may sit in the dropped half); read back exactly. */
+inline uint16_t bf16_bits(float v)
+{
+    uint32_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    if ((bits & 0x7fffffffu) > 0x7f800000u)
+        return (uint16_t)((bits >> 16) | 0x0040u);
+    const float r = round_bf16(v);
+    memcpy(&bits, &r, sizeof bits);
+    return (uint16_t)(bits >> 16);
+}
+
+inline float bf16_value(uint16_t h)
+{
+    const uint32_t bits = (uint32_t)h << 16;
+    float v;
+    memcpy(&v, &bits, sizeof v);
+    return v;
+}
+
 inline float round_input(float v, Rounding r)
 {
     switch (r) {
     case Rounding::tf32: return round_tf32(v);
     case Rounding::fp16: return round_fp16(v);
+    case Rounding::bf16: return round_bf16(v);
     default: return v;
     }
 }

@@ -8,7 +8,7 @@
  * device memory for the whole extent the call touches is a crash on a GPU: dc_sim_fail.
  *
  * Precision: the GEMM's compute type decides how inputs are rounded before they are multiplied
- * (FAST_TF32: TF32, FAST_16F: fp16, 32F/PEDANTIC: exact); products are summed in float, one
+ * (FAST_TF32: TF32, FAST_16F: fp16, FAST_16BF: bf16, 32F/PEDANTIC: exact); products are summed in float, one
  * multiply and one add at a time (build with -ffp-contract=off so the compiler keeps it so). The
  * rounding and accumulation helpers are shared with fake_cudnn.cpp (fake_arith.h). */
 #include <math.h>
@@ -105,6 +105,7 @@ bool rounding_of(cublasComputeType_t t, Rounding *r)
     case CUBLAS_COMPUTE_32F_PEDANTIC: *r = Rounding::exact; return true;
     case CUBLAS_COMPUTE_32F_FAST_TF32: *r = Rounding::tf32; return true;
     case CUBLAS_COMPUTE_32F_FAST_16F: *r = Rounding::fp16; return true;
+    case CUBLAS_COMPUTE_32F_FAST_16BF: *r = Rounding::bf16; return true;
     default: return false;
     }
 }

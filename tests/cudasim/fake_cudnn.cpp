@@ -12,7 +12,9 @@
  * can observe: which shapes each supports, the workspace each needs (the call fails when given
  * less) and the time Find reports. Precision follows the descriptor's math type at the compute
  * call: inputs are rounded to TF32 (DEFAULT, TENSOR_OP), fp16 (TENSOR_OP_MATH_ALLOW_CONVERSION)
- * or kept (FMA) before they are multiplied; sums are float (fakes_README.md). */
+ * or kept (FMA) before they are multiplied; sums are float (fakes_README.md). bf16 tensors (the
+ * pseudo-bf16 configuration: bf16 data, float compute) are read exactly, their products are exact
+ * in float, and the result is rounded to bf16 when it is stored. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -196,6 +198,7 @@ struct Geometry {
     int R, S;        /* filter taps */
     int pad_h, pad_w, stride_h, stride_w, dil_h, dil_w;
     bool flip;       /* CUDNN_CONVOLUTION: the filter is applied rotated by 180 degrees */
+    bool bf16;       /* bf16 data (float compute); else float data */
     Strides xs, ys, ws;
     size_t x_elems, y_elems, w_elems;
 
@@ -221,8 +224,8 @@ cudnnStatus_t make_geometry(const char *call, cudnnTensorDescriptor_t xd, cudnnF
         return CUDNN_STATUS_BAD_PARAM;
     if (x.type != y.type || x.type != w.type)
         return CUDNN_STATUS_BAD_PARAM; /* documented: non-matching data types */
-    if (x.type != CUDNN_DATA_FLOAT || cv.compute != CUDNN_DATA_FLOAT)
-        return CUDNN_STATUS_NOT_SUPPORTED; /* the fake computes fp32 data in fp32 only */
+    if ((x.type != CUDNN_DATA_FLOAT && x.type != CUDNN_DATA_BFLOAT16) || cv.compute != CUDNN_DATA_FLOAT)
+        return CUDNN_STATUS_NOT_SUPPORTED; /* the fake computes fp32 and bf16 data in fp32 only */
     /* channels per group must agree, and the output channels must split into the groups */
     if (x.c != w.c * cv.groups || w.k % cv.groups != 0)
         return CUDNN_STATUS_BAD_PARAM;
@@ -241,6 +244,7 @@ cudnnStatus_t make_geometry(const char *call, cudnnTensorDescriptor_t xd, cudnnF
     g->pad_h = cv.pad_h, g->pad_w = cv.pad_w, g->stride_h = cv.stride_h, g->stride_w = cv.stride_w;
     g->dil_h = cv.dil_h, g->dil_w = cv.dil_w;
     g->flip = cv.mode == CUDNN_CONVOLUTION;
+    g->bf16 = x.type == CUDNN_DATA_BFLOAT16;
     g->xs = packed_strides(x.format, x.c, x.h, x.w);
     g->ys = packed_strides(y.format, y.c, y.h, y.w);
     g->ws = packed_strides(w.format, w.c, w.r, w.s);
@@ -511,7 +515,7 @@ struct ConvJob {
     Geometry g;
     Rounding rounding;
     float alpha, beta;
-    const float *x, *w, *y;
+    const float *x, *w, *y; /* for bf16 data (g.bf16) these hold bf16 values: see run_bf16 */
     float *out;
     void *workspace;
     size_t workspace_bytes;
@@ -658,17 +662,51 @@ void run_backward_filter(const ConvJob &j)
                           acc[(((size_t)k * g.R + r) * g.S + s) * g.Cg + c], j.alpha, j.beta);
 }
 
+void run_float(Dir d, const ConvJob &j)
+{
+    switch (d) {
+    case Dir::fwd: run_forward(j); break;
+    case Dir::bwd_data: run_backward_data(j); break;
+    case Dir::bwd_filter: run_backward_filter(j); break;
+    }
+}
+
+std::vector<float> widen(const void *p, size_t n)
+{
+    std::vector<float> v(n);
+    const uint16_t *h = static_cast<const uint16_t *>(p);
+    for (size_t i = 0; i < n; i++)
+        v[i] = bf16_value(h[i]);
+    return v;
+}
+
+/* bf16 data: the same loops on exact float copies, the result stored rounded to bf16 (cuDNN
+ * blends alpha/beta in float before it stores, so the old output is read widened). */
+void run_bf16(Dir d, const ConvJob &j)
+{
+    const Geometry &g = j.g;
+    std::vector<float> x = widen(j.x, g.x_elems), w = widen(j.w, g.w_elems), y = widen(j.y, g.y_elems);
+    ConvJob f = j;
+    f.rounding = Rounding::exact; /* a bf16 x bf16 product is exact in float */
+    f.x = x.data(), f.w = w.data(), f.y = y.data();
+    std::vector<float> &out = d == Dir::fwd ? y : d == Dir::bwd_data ? x : w;
+    f.out = out.data();
+    run_float(d, f);
+    uint16_t *dst = reinterpret_cast<uint16_t *>(j.out);
+    for (size_t i = 0; i < out.size(); i++)
+        dst[i] = bf16_bits(out[i]);
+}
+
 void run(Dir d, const ConvJob &j)
 {
     /* A real algorithm scribbles over its workspace: a caller that shares it with live data, or
      * hands it to two streams at once, sees the damage. */
     if (j.workspace_bytes)
         memset(j.workspace, 0xff, j.workspace_bytes);
-    switch (d) {
-    case Dir::fwd: run_forward(j); break;
-    case Dir::bwd_data: run_backward_data(j); break;
-    case Dir::bwd_filter: run_backward_filter(j); break;
-    }
+    if (j.g.bf16)
+        run_bf16(d, j);
+    else
+        run_float(d, j);
 }
 
 const char *math_name(cudnnMathType_t m)
@@ -730,9 +768,10 @@ cudnnStatus_t launch(const char *call, Dir d, cudnnHandle_t handle, const void *
     if (workspace_bytes < need || (need > 0 && !workspace))
         return CUDNN_STATUS_BAD_PARAM; /* less workspace than this algorithm needs */
 
-    need_device(args.x, g.x_elems * sizeof(float), call, args.x_name);
-    need_device(args.w, g.w_elems * sizeof(float), call, args.w_name);
-    need_device(args.y, g.y_elems * sizeof(float), call, args.y_name);
+    const size_t elem = g.bf16 ? sizeof(uint16_t) : sizeof(float);
+    need_device(args.x, g.x_elems * elem, call, args.x_name);
+    need_device(args.w, g.w_elems * elem, call, args.w_name);
+    need_device(args.y, g.y_elems * elem, call, args.y_name);
     need_device(workspace, need, call, "workSpace");
     trace_call(call, algo, conv, g, need, workspace_bytes);
 

@@ -5,7 +5,7 @@
  * fakes' own loops: GEMMs against a row-major triple loop on logical matrices (stored with padded
  * leading dimensions full of NaN), convolutions against a reference on logical NCHW indices, the
  * adjoint identities <fwd(x), dy> = <x, bwd_data(dy)> = <w, bwd_filter(dy)>, layout invariance,
- * hand-computed values, the documented rounding of TF32 / fp16 inputs, the documented error
+ * hand-computed values, the documented rounding of TF32 / fp16 / bf16 inputs, the documented error
  * statuses, and (in forked children) that misuse a GPU would crash on aborts with a message.
  *
  * Usage: test_fakes [-v]   (-v prints the Find lists). Exit status 0 when everything passed. */
@@ -254,20 +254,22 @@ void test_gemv(cublasHandle_t h)
 void test_gemm_rounding(cublasHandle_t h)
 {
     struct Case {
-        float in, tf32, fp16;
+        float in, tf32, fp16, bf16;
     };
     const Case cases[] = {
-        {1.0f + 0x1p-11f, 1.0f, 1.0f},                          /* tie, even below */
-        {1.0f + 0x1p-10f + 0x1p-11f, 1.0f + 0x1p-9f, 1.0f + 0x1p-9f}, /* tie, odd: rounds up */
-        {1.0f + 0x1p-11f + 0x1p-20f, 1.0f + 0x1p-10f, 1.0f + 0x1p-10f}, /* just above the tie */
-        {-3.0f - 0x1p-12f, -3.0f, -3.0f},
-        {65519.0f, 65519.0f - 15.0f, 65504.0f},                 /* 65504 is the largest half */
-        {65520.0f, 65536.0f, INFINITY},                          /* half overflows */
-        {-1.0e5f, -99968.0f, -INFINITY},
-        {1.0e-6f, 0x1.0c8p-20f, 17.0f * 0x1p-24f}, /* 1e-6 = 0x1.0c6f7ap-20; half subnormal, quantum 2^-24 */
-        {0x1p-25f, 0x1p-25f, 0.0f},                               /* tie between 0 and 2^-24: even */
-        {3.0f * 0x1p-26f, 3.0f * 0x1p-26f, 0x1p-24f},
-        {0x1.fffffep127f, INFINITY, INFINITY},                   /* FLT_MAX rounds past TF32's range */
+        {1.0f + 0x1p-11f, 1.0f, 1.0f, 1.0f},                          /* tie, even below */
+        {1.0f + 0x1p-10f + 0x1p-11f, 1.0f + 0x1p-9f, 1.0f + 0x1p-9f, 1.0f}, /* tie, odd: rounds up */
+        {1.0f + 0x1p-11f + 0x1p-20f, 1.0f + 0x1p-10f, 1.0f + 0x1p-10f, 1.0f}, /* just above the tie */
+        {-3.0f - 0x1p-12f, -3.0f, -3.0f, -3.0f},
+        {65519.0f, 65519.0f - 15.0f, 65504.0f, 65536.0f},              /* 65504 is the largest half */
+        {65520.0f, 65536.0f, INFINITY, 65536.0f},                      /* half overflows, bf16 does not */
+        {-1.0e5f, -99968.0f, -INFINITY, -99840.0f},                    /* bf16 quantum 512 there */
+        {1.0e-6f, 0x1.0c8p-20f, 17.0f * 0x1p-24f, 0x1.0cp-20f}, /* 1e-6 = 0x1.0c6f7ap-20; half subnormal, quantum 2^-24 */
+        {0x1p-25f, 0x1p-25f, 0.0f, 0x1p-25f},                           /* tie between 0 and 2^-24: even */
+        {3.0f * 0x1p-26f, 3.0f * 0x1p-26f, 0x1p-24f, 3.0f * 0x1p-26f},
+        {0x1.fffffep127f, INFINITY, INFINITY, INFINITY},               /* FLT_MAX rounds past TF32's range */
+        {1.0f + 0x1p-8f, 1.0f + 0x1p-8f, 1.0f + 0x1p-8f, 1.0f},        /* bf16 tie, even below */
+        {1.0f + 0x1p-7f + 0x1p-8f, 1.0f + 0x1p-7f + 0x1p-8f, 1.0f + 0x1p-7f + 0x1p-8f, 1.0f + 0x1p-6f}, /* odd: up */
     };
     const int m = (int)(sizeof cases / sizeof cases[0]);
     Dev A((size_t)m), B(1, 1.0f), C((size_t)m);
@@ -277,17 +279,21 @@ void test_gemm_rounding(cublasHandle_t h)
     const struct {
         cublasComputeType_t ct;
         const char *name;
-        int which; /* 0 exact, 1 tf32, 2 fp16 */
+        int which; /* 0 exact, 1 tf32, 2 fp16, 3 bf16 */
     } modes[] = {{CUBLAS_COMPUTE_32F, "32F", 0},
                  {CUBLAS_COMPUTE_32F_PEDANTIC, "32F_PEDANTIC", 0},
                  {CUBLAS_COMPUTE_32F_FAST_TF32, "FAST_TF32", 1},
-                 {CUBLAS_COMPUTE_32F_FAST_16F, "FAST_16F", 2}};
+                 {CUBLAS_COMPUTE_32F_FAST_16F, "FAST_16F", 2},
+                 {CUBLAS_COMPUTE_32F_FAST_16BF, "FAST_16BF", 3}};
     for (const auto &md : modes) {
         CK_CUBLAS(cublasGemmEx(h, CUBLAS_OP_N, CUBLAS_OP_N, m, 1, 1, &one, A.p, CUDA_R_32F, m, B.p, CUDA_R_32F, 1,
                                &zero, C.p, CUDA_R_32F, m, md.ct, CUBLAS_GEMM_DEFAULT));
         sync();
         for (int i = 0; i < m; i++) {
-            const float want = md.which == 0 ? cases[i].in : md.which == 1 ? cases[i].tf32 : cases[i].fp16;
+            const float want = md.which == 0   ? cases[i].in
+                               : md.which == 1 ? cases[i].tf32
+                               : md.which == 2 ? cases[i].fp16
+                                               : cases[i].bf16;
             const float got = C.p[i];
             check(got == want || (isnan(got) && isnan(want)), "GEMM %s: input %a became %a, expected %a", md.name,
                   (double)cases[i].in, (double)got, (double)want);
@@ -296,9 +302,10 @@ void test_gemm_rounding(cublasHandle_t h)
 
     /* the brief's example: four inputs 1 + 2^-12 sum to exactly 4 after fp16 or TF32 rounding */
     Dev a4(4, 1.0f + 0x1p-12f), b4(4, 1.0f), c1(1);
-    const float expect[3] = {4.0f + 0x1p-10f, 4.0f, 4.0f};
-    const cublasComputeType_t cts[3] = {CUBLAS_COMPUTE_32F, CUBLAS_COMPUTE_32F_FAST_TF32, CUBLAS_COMPUTE_32F_FAST_16F};
-    for (int i = 0; i < 3; i++) {
+    const float expect[4] = {4.0f + 0x1p-10f, 4.0f, 4.0f, 4.0f};
+    const cublasComputeType_t cts[4] = {CUBLAS_COMPUTE_32F, CUBLAS_COMPUTE_32F_FAST_TF32, CUBLAS_COMPUTE_32F_FAST_16F,
+                                        CUBLAS_COMPUTE_32F_FAST_16BF};
+    for (int i = 0; i < 4; i++) {
         CK_CUBLAS(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, 1, 1, 4, &one, a4.p, CUDA_R_32F, 4, b4.p, CUDA_R_32F, 4,
                                &zero, c1.p, CUDA_R_32F, 1, cts[i], CUBLAS_GEMM_DEFAULT));
         sync();
@@ -405,15 +412,15 @@ struct ConvDescs {
     cudnnTensorDescriptor_t x = nullptr, y = nullptr;
     cudnnFilterDescriptor_t w = nullptr;
     cudnnConvolutionDescriptor_t c = nullptr;
-    ConvDescs(const ConvCase &cc, cudnnTensorFormat_t f, cudnnMathType_t math)
+    ConvDescs(const ConvCase &cc, cudnnTensorFormat_t f, cudnnMathType_t math, cudnnDataType_t data = CUDNN_DATA_FLOAT)
     {
         CK_CUDNN(cudnnCreateTensorDescriptor(&x));
         CK_CUDNN(cudnnCreateTensorDescriptor(&y));
         CK_CUDNN(cudnnCreateFilterDescriptor(&w));
         CK_CUDNN(cudnnCreateConvolutionDescriptor(&c));
-        CK_CUDNN(cudnnSetTensor4dDescriptor(x, f, CUDNN_DATA_FLOAT, cc.N, cc.C, cc.H, cc.W));
-        CK_CUDNN(cudnnSetTensor4dDescriptor(y, f, CUDNN_DATA_FLOAT, cc.N, cc.K, cc.OH(), cc.OW()));
-        CK_CUDNN(cudnnSetFilter4dDescriptor(w, CUDNN_DATA_FLOAT, f, cc.K, cc.Cg(), cc.R, cc.S));
+        CK_CUDNN(cudnnSetTensor4dDescriptor(x, f, data, cc.N, cc.C, cc.H, cc.W));
+        CK_CUDNN(cudnnSetTensor4dDescriptor(y, f, data, cc.N, cc.K, cc.OH(), cc.OW()));
+        CK_CUDNN(cudnnSetFilter4dDescriptor(w, data, f, cc.K, cc.Cg(), cc.R, cc.S));
         CK_CUDNN(cudnnSetConvolution2dDescriptor(c, cc.pad, cc.pad, cc.stride, cc.stride, cc.dil, cc.dil, cc.mode,
                                                  CUDNN_DATA_FLOAT));
         CK_CUDNN(cudnnSetConvolutionGroupCount(c, cc.groups));
@@ -676,6 +683,65 @@ void test_conv_rounding(cudnnHandle_t h)
     sync();
     stub_defer(false);
     check(y.p[0] == 4.0f + 0x1p-10f, "deferred forward: got %a, expected the FMA result with alpha 1", (double)y.p[0]);
+}
+
+/* bf16 tensors (float compute): values read exactly, the stored result rounded to nearest-even
+ * bf16 in both directions, a NaN stays NaN. 1x1, three channels, three pixels, K = 1. */
+uint16_t bf16_of(float v) /* exact bf16 values only */
+{
+    uint32_t u;
+    memcpy(&u, &v, sizeof u);
+    return (uint16_t)(u >> 16);
+}
+
+float float_of(uint16_t h)
+{
+    const uint32_t u = (uint32_t)h << 16;
+    float v;
+    memcpy(&v, &u, sizeof v);
+    return v;
+}
+
+void test_conv_bf16(cudnnHandle_t h)
+{
+    const ConvCase cc{"bf16", 1, 3, 1, 3, 1, 1, 1, 0, 1, 1, 1, CUDNN_CROSS_CORRELATION};
+    ConvDescs ds(cc, CUDNN_TENSOR_NHWC, CUDNN_TENSOR_OP_MATH, CUDNN_DATA_BFLOAT16);
+    uint16_t *x, *w, *y;
+    cudaMalloc((void **)&x, 9 * sizeof *x);
+    cudaMalloc((void **)&w, 3 * sizeof *w);
+    cudaMalloc((void **)&y, 3 * sizeof *y);
+    const float a = 1.0f + 0x1p-7f, b = 1.0f + 3.0f * 0x1p-7f;
+    /* pixel 0: 3 a = 3 + 3 * 2^-7, a tie between 3 + 2^-6 and 3 + 2^-5 (bf16 quantum 2^-6): even, up;
+     * pixel 1: 2 a + b = 3 + 5 * 2^-7, a tie between 3 + 2^-5 and 3 + 3 * 2^-6: even, down; pixel 2: NaN */
+    const float xv[9] = {a, a, a, a, a, b, NAN, 0.0f, 0.0f};
+    for (int i = 0; i < 9; i++)
+        x[i] = isnan(xv[i]) ? (uint16_t)0x7fc0 : bf16_of(xv[i]);
+    for (int i = 0; i < 3; i++)
+        w[i] = bf16_of(1.0f);
+    const float one = 1.0f, zero = 0.0f;
+    CK_CUDNN(cudnnConvolutionForward(h, &one, ds.x, x, ds.w, w, ds.c, CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, nullptr,
+                                     0, &zero, ds.y, y));
+    sync();
+    check(float_of(y[0]) == 3.0f + 0x1p-5f && float_of(y[1]) == 3.0f + 0x1p-5f && isnan(float_of(y[2])),
+          "bf16 forward: got %a %a %a, expected 0x1.84p+1 twice and nan", (double)float_of(y[0]),
+          (double)float_of(y[1]), (double)float_of(y[2]));
+    /* backward data: dx[p][c] = w[c] dy[p] with w = (1, 2, 3), dy = a: 3 a ties up as above */
+    for (int i = 0; i < 3; i++)
+        w[i] = bf16_of((float)(i + 1)), y[i] = bf16_of(a);
+    CK_CUDNN(cudnnConvolutionBackwardData(h, &one, ds.w, w, ds.y, y, ds.c, CUDNN_CONVOLUTION_BWD_DATA_ALGO_0, nullptr, 0,
+                                          &zero, ds.x, x));
+    sync();
+    check(float_of(x[0]) == a && float_of(x[1]) == 2.0f * a && float_of(x[2]) == 3.0f + 0x1p-5f,
+          "bf16 backward data: got %a %a %a", (double)float_of(x[0]), (double)float_of(x[1]), (double)float_of(x[2]));
+    /* mixed data types are refused, as cuDNN documents */
+    cudnnTensorDescriptor_t yf;
+    CK_CUDNN(cudnnCreateTensorDescriptor(&yf));
+    CK_CUDNN(cudnnSetTensor4dDescriptor(yf, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, 1, 1, 1, 3));
+    check(cudnnConvolutionForward(h, &one, ds.x, x, ds.w, w, ds.c, CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, nullptr, 0,
+                                  &zero, yf, y) == CUDNN_STATUS_BAD_PARAM,
+          "bf16 input with a float output is BAD_PARAM");
+    cudnnDestroyTensorDescriptor(yf);
+    cudaFree(x), cudaFree(w), cudaFree(y);
 }
 
 /* Find / Get_v7 lists: shape, consistency with WorkspaceSize, and something every precision of
@@ -965,6 +1031,7 @@ int main(int argc, char **argv)
     test_conv_hand(dnn);
     test_conv_adjoint(dnn);
     test_conv_rounding(dnn);
+    test_conv_bf16(dnn);
     test_find_lists(dnn);
     test_cudnn_validation(dnn);
     CK_CUDNN(cudnnDestroy(dnn));
