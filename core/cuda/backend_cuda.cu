@@ -264,7 +264,7 @@ static int cu_synchronize(dc_backend *be, dc_error *err)
 
 static int cu_set_precision(dc_backend *be, dc_precision p, dc_error *err)
 {
-    if ((unsigned)p > DC_PRECISION_FP16)
+    if ((unsigned)p >= DC_PRECISION_COUNT)
         return dc_fail(err, DC_ERR_ARG, "unknown precision %d", (int)p);
     be->precision = p; /* plans are per precision; the next call of each shape picks its algorithm */
     return DC_OK;

@@ -9,7 +9,11 @@
  *
  * A plan per shape holds the descriptors and the algorithm cuDNN's own benchmark (Find) picked,
  * restricted to the math the precision allows (strict FP32: FMA kernels only, never TF32). Plans
- * and the workspace are made on the first call of a shape; later calls allocate nothing. */
+ * and the workspace are made on the first call of a shape; later calls allocate nothing.
+ *
+ * BF16: cuDNN takes bf16 tensors, not a conversion flag as for fp16, so the plan's descriptors
+ * are bf16, the inputs are narrowed into scratch (weights once per pointer, like the re-layout)
+ * and the result, which cuDNN writes in bf16, is widened into the float32 output. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,29 +57,36 @@ static int is_dw3(const cuda_state *st, const dc_conv_desc *d)
     return st->dw_direct && d->kernel == 3 && d->stride == 1 && d->pad == 1 && d->groups == d->C && d->K == d->C;
 }
 
+/* The cache entry of a weight pointer (made on first use; buffers are allocated by the users). */
+static int weight_entry(cuda_state *st, const float *w, size_t numel, cuda_weight_copy **out, dc_error *err)
+{
+    for (int i = 0; i < st->n_weights; i++)
+        if (st->weights[i].src == w && st->weights[i].numel == numel) {
+            *out = &st->weights[i];
+            return DC_OK;
+        }
+    if (st->n_weights == st->cap_weights) {
+        int cap = st->cap_weights ? 2 * st->cap_weights : 32;
+        cuda_weight_copy *p = (cuda_weight_copy *)realloc(st->weights, (size_t)cap * sizeof *p);
+        if (!p)
+            return dc_fail(err, DC_ERR_NOMEM, "out of memory for the weight cache");
+        st->weights = p, st->cap_weights = cap;
+    }
+    cuda_weight_copy *wc = &st->weights[st->n_weights++];
+    memset(wc, 0, sizeof *wc);
+    wc->src = w, wc->numel = numel;
+    *out = wc;
+    return DC_OK;
+}
+
 /* The cuDNN-order copy of a PyTorch-order weight (re-laid out if stale). */
 static int krsc_weight(cuda_state *st, const float *w, const dc_conv_desc *d, const float **out, dc_error *err)
 {
     size_t numel = dc_conv_weight_numel(d);
-    cuda_weight_copy *wc = NULL;
-    for (int i = 0; i < st->n_weights; i++)
-        if (st->weights[i].src == w && st->weights[i].numel == numel)
-            wc = &st->weights[i];
-    if (!wc) {
-        if (st->n_weights == st->cap_weights) {
-            int cap = st->cap_weights ? 2 * st->cap_weights : 32;
-            cuda_weight_copy *p = (cuda_weight_copy *)realloc(st->weights, (size_t)cap * sizeof *p);
-            if (!p)
-                return dc_fail(err, DC_ERR_NOMEM, "out of memory for the weight cache");
-            st->weights = p, st->cap_weights = cap;
-        }
-        wc = &st->weights[st->n_weights];
-        memset(wc, 0, sizeof *wc);
+    cuda_weight_copy *wc;
+    DC_TRY(weight_entry(st, w, numel, &wc, err));
+    if (!wc->krsc)
         DC_TRY(cuda_check(cudaMalloc((void **)&wc->krsc, numel * sizeof(float)), "allocating a re-laid-out filter", err));
-        wc->src = w, wc->numel = numel;
-        wc->valid = 0;
-        st->n_weights++;
-    }
     if (!wc->valid) {
         permute_filter(wc->krsc, w, d->K, d->C / d->groups, d->kernel * d->kernel, 1);
         wc->valid = 1;
@@ -84,10 +95,40 @@ static int krsc_weight(cuda_state *st, const float *w, const dc_conv_desc *d, co
     return DC_OK;
 }
 
+/* The cuDNN-order bf16 copy of a weight (re-laid out and narrowed if stale). */
+static int bf16_weight(cuda_state *st, const float *w, const dc_conv_desc *d, const uint16_t **out, dc_error *err)
+{
+    size_t numel = dc_conv_weight_numel(d);
+    const float *src = w;
+    if (needs_relayout(d))
+        DC_TRY(krsc_weight(st, w, d, &src, err)); /* before the lookup below: it may move the cache */
+    cuda_weight_copy *wc;
+    DC_TRY(weight_entry(st, w, numel, &wc, err));
+    if (!wc->bf16)
+        DC_TRY(cuda_check(cudaMalloc((void **)&wc->bf16, numel * sizeof(uint16_t)), "allocating a bf16 filter", err));
+    if (!wc->bf16_valid) {
+        cuda_f32_to_bf16(wc->bf16, src, numel);
+        wc->bf16_valid = 1;
+    }
+    *out = wc->bf16;
+    return DC_OK;
+}
+
+/* Scratch slot `slot` (0..2) as room for n bf16 values; with src, a bf16 copy of src[0..n). */
+static int bf16_scratch(cuda_state *st, int slot, const float *src, size_t n, uint16_t **out, dc_error *err)
+{
+    DC_TRY(cuda_grow(&st->bf16_scratch[slot], &st->bf16_scratch_bytes[slot], n * sizeof(uint16_t),
+                     "bf16 convolution scratch", err));
+    *out = (uint16_t *)st->bf16_scratch[slot];
+    if (src)
+        cuda_f32_to_bf16(*out, src, n);
+    return DC_OK;
+}
+
 void cuda_conv_forget_weights(cuda_state *st)
 {
     for (int i = 0; i < st->n_weights; i++)
-        st->weights[i].valid = 0;
+        st->weights[i].valid = 0, st->weights[i].bf16_valid = 0;
 }
 
 /* --- plans --------------------------------------------------------------------------------- */
@@ -97,6 +138,7 @@ static cudnnMathType_t requested_math(dc_precision p)
     switch (p) {
     case DC_PRECISION_TF32: return CUDNN_DEFAULT_MATH; /* TF32 tensor cores allowed on Ampere+ */
     case DC_PRECISION_FP16: return CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION;
+    case DC_PRECISION_BF16: return CUDNN_TENSOR_OP_MATH; /* bf16 descriptors: tensor cores */
     default: return CUDNN_FMA_MATH;                     /* strict fp32 */
     }
 }
@@ -133,18 +175,19 @@ static int plan_init(cuda_state *st, cuda_conv_plan *p, const dc_conv_desc *d, d
     p->d = *d;
     p->precision = st->owner->precision;
     int OH = dc_conv_out_h(d), OW = dc_conv_out_w(d);
+    const cudnnDataType_t data = p->precision == DC_PRECISION_BF16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
     int rc = cudnn_check(cudnnCreateTensorDescriptor(&p->x), "cudnnCreateTensorDescriptor", err);
     if (rc == DC_OK) rc = cudnn_check(cudnnCreateTensorDescriptor(&p->y), "cudnnCreateTensorDescriptor", err);
     if (rc == DC_OK) rc = cudnn_check(cudnnCreateFilterDescriptor(&p->w), "cudnnCreateFilterDescriptor", err);
     if (rc == DC_OK) rc = cudnn_check(cudnnCreateConvolutionDescriptor(&p->conv), "cudnnCreateConvolutionDescriptor", err);
     if (rc == DC_OK)
-        rc = cudnn_check(cudnnSetTensor4dDescriptor(p->x, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, d->N, d->C, d->H, d->W),
+        rc = cudnn_check(cudnnSetTensor4dDescriptor(p->x, CUDNN_TENSOR_NHWC, data, d->N, d->C, d->H, d->W),
                          "input descriptor", err);
     if (rc == DC_OK)
-        rc = cudnn_check(cudnnSetTensor4dDescriptor(p->y, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, d->N, d->K, OH, OW),
+        rc = cudnn_check(cudnnSetTensor4dDescriptor(p->y, CUDNN_TENSOR_NHWC, data, d->N, d->K, OH, OW),
                          "output descriptor", err);
     if (rc == DC_OK)
-        rc = cudnn_check(cudnnSetFilter4dDescriptor(p->w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NHWC, d->K, d->C / d->groups,
+        rc = cudnn_check(cudnnSetFilter4dDescriptor(p->w, data, CUDNN_TENSOR_NHWC, d->K, d->C / d->groups,
                                                     d->kernel, d->kernel),
                          "filter descriptor", err);
     if (rc == DC_OK)
@@ -330,15 +373,29 @@ int cuda_conv2d_forward(dc_backend *be, float *out, const float *inp, const floa
         DC_TRY(plan_get(st, d, &p, err));
         if (!p->have_fwd)
             DC_TRY(choose_fwd(st, p, err));
-        const float *w = weight;
-        if (needs_relayout(d))
-            DC_TRY(krsc_weight(st, weight, d, &w, err));
+        const void *x = inp, *w = weight;
+        void *y = out;
+        uint16_t *yb = NULL;
+        if (p->precision == DC_PRECISION_BF16) {
+            uint16_t *xb;
+            const uint16_t *wb;
+            DC_TRY(bf16_weight(st, weight, d, &wb, err));
+            DC_TRY(bf16_scratch(st, 0, inp, (size_t)d->N * d->H * d->W * d->C, &xb, err));
+            DC_TRY(bf16_scratch(st, 2, NULL, out_pixels(d) * d->K, &yb, err));
+            x = xb, w = wb, y = yb;
+        } else if (needs_relayout(d)) {
+            const float *wk;
+            DC_TRY(krsc_weight(st, weight, d, &wk, err));
+            w = wk;
+        }
         const float one = 1.0f, zero = 0.0f;
         DC_TRY(workspace_for(st, p->fwd_ws, err));
         DC_TRY(cudnn_check(cudnnSetConvolutionMathType(p->conv, p->fwd_math), "cudnnSetConvolutionMathType", err));
-        DC_TRY(cudnn_check(cudnnConvolutionForward(st->cudnn, &one, p->x, inp, p->w, w, p->conv, p->fwd, st->workspace,
-                                                p->fwd_ws, &zero, p->y, out),
+        DC_TRY(cudnn_check(cudnnConvolutionForward(st->cudnn, &one, p->x, x, p->w, w, p->conv, p->fwd, st->workspace,
+                                                p->fwd_ws, &zero, p->y, y),
                         "cudnnConvolutionForward", err));
+        if (yb)
+            cuda_bf16_to_f32(out, yb, out_pixels(d) * d->K);
     }
     if (bias)
         cuda_add_bias_rows(out, bias, (int)out_pixels(d), d->K);
@@ -362,17 +419,37 @@ int cuda_conv2d_backward(dc_backend *be, float *dinp, float *dweight, float *dbi
         cuda_conv_plan *p;
         DC_TRY(plan_get(st, d, &p, err));
         const float one = 1.0f, zero = 0.0f;
+        const int bf16 = p->precision == DC_PRECISION_BF16;
+        const size_t n_in = (size_t)d->N * d->H * d->W * d->C, n_out = out_pixels(d) * d->K;
+        const void *dy = dout;
+        if (bf16 && (dinp || dweight)) {
+            uint16_t *dyb;
+            DC_TRY(bf16_scratch(st, 1, dout, n_out, &dyb, err));
+            dy = dyb;
+        }
         if (dinp) {
             if (!p->have_bwd_data)
                 DC_TRY(choose_bwd_data(st, p, err));
-            const float *w = weight;
-            if (needs_relayout(d))
-                DC_TRY(krsc_weight(st, weight, d, &w, err));
+            const void *w = weight;
+            void *dx = dinp;
+            uint16_t *dxb = NULL;
+            if (bf16) {
+                const uint16_t *wb;
+                DC_TRY(bf16_weight(st, weight, d, &wb, err));
+                DC_TRY(bf16_scratch(st, 0, NULL, n_in, &dxb, err));
+                w = wb, dx = dxb;
+            } else if (needs_relayout(d)) {
+                const float *wk;
+                DC_TRY(krsc_weight(st, weight, d, &wk, err));
+                w = wk;
+            }
             DC_TRY(workspace_for(st, p->bwd_data_ws, err));
             DC_TRY(cudnn_check(cudnnSetConvolutionMathType(p->conv, p->bwd_data_math), "cudnnSetConvolutionMathType", err));
-            DC_TRY(cudnn_check(cudnnConvolutionBackwardData(st->cudnn, &one, p->w, w, p->y, dout, p->conv, p->bwd_data,
-                                                         st->workspace, p->bwd_data_ws, &zero, p->x, dinp),
+            DC_TRY(cudnn_check(cudnnConvolutionBackwardData(st->cudnn, &one, p->w, w, p->y, dy, p->conv, p->bwd_data,
+                                                         st->workspace, p->bwd_data_ws, &zero, p->x, dx),
                             "cudnnConvolutionBackwardData", err));
+            if (dxb)
+                cuda_bf16_to_f32(dinp, dxb, n_in);
         }
         if (dweight) {
             if (!p->have_bwd_filter)
@@ -383,11 +460,22 @@ int cuda_conv2d_backward(dc_backend *be, float *dinp, float *dweight, float *dbi
                 DC_TRY(cuda_grow((void **)&st->wgrad, &st->wgrad_bytes, numel * sizeof(float), "weight-gradient scratch", err));
                 dw = st->wgrad;
             }
+            const void *x = inp;
+            void *dw_arg = dw;
+            uint16_t *dwb = NULL;
+            if (bf16) {
+                uint16_t *xb;
+                DC_TRY(bf16_scratch(st, 0, inp, n_in, &xb, err)); /* slot 0's dx was widened already */
+                DC_TRY(bf16_scratch(st, 2, NULL, numel, &dwb, err));
+                x = xb, dw_arg = dwb;
+            }
             DC_TRY(workspace_for(st, p->bwd_filter_ws, err));
             DC_TRY(cudnn_check(cudnnSetConvolutionMathType(p->conv, p->bwd_filter_math), "cudnnSetConvolutionMathType", err));
-            DC_TRY(cudnn_check(cudnnConvolutionBackwardFilter(st->cudnn, &one, p->x, inp, p->y, dout, p->conv, p->bwd_filter,
-                                                           st->workspace, p->bwd_filter_ws, &zero, p->w, dw),
+            DC_TRY(cudnn_check(cudnnConvolutionBackwardFilter(st->cudnn, &one, p->x, x, p->y, dy, p->conv, p->bwd_filter,
+                                                           st->workspace, p->bwd_filter_ws, &zero, p->w, dw_arg),
                             "cudnnConvolutionBackwardFilter", err));
+            if (dwb)
+                cuda_bf16_to_f32(dw, dwb, numel);
             if (dw != dweight)
                 permute_filter(dweight, dw, d->K, d->C / d->groups, d->kernel * d->kernel, 0);
         }
@@ -404,9 +492,15 @@ void cuda_conv_destroy(cuda_state *st)
         free(st->plans[i]);
     }
     free(st->plans);
-    for (int i = 0; i < st->n_weights; i++)
+    for (int i = 0; i < st->n_weights; i++) {
         cudaFree(st->weights[i].krsc);
+        cudaFree(st->weights[i].bf16);
+    }
     free(st->weights);
+    for (int i = 0; i < 3; i++) {
+        cudaFree(st->bf16_scratch[i]);
+        st->bf16_scratch[i] = NULL, st->bf16_scratch_bytes[i] = 0;
+    }
     st->plans = NULL, st->weights = NULL;
     st->n_plans = st->cap_plans = st->n_weights = st->cap_weights = 0;
 }

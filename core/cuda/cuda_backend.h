@@ -7,6 +7,7 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <cudnn.h>
+#include <stdint.h>
 
 #include "diffcr/backend.h"
 
@@ -28,9 +29,11 @@ typedef struct cuda_conv_plan {
 /* A weight tensor re-laid out from PyTorch's [K][C][kh][kw] to cuDNN's NHWC filter [K][kh][kw][C]. */
 typedef struct cuda_weight_copy {
     const float *src;
-    float *krsc;
+    float *krsc;              /* cuDNN-order fp32 copy (full 3x3 / 2x2 filters only) */
+    uint16_t *bf16;           /* cuDNN-order bf16 copy, for the bf16 precision */
     size_t numel;
     int valid;                /* 0 after weights_changed: re-lay out on next use */
+    int bf16_valid;           /* likewise for the bf16 copy */
 } cuda_weight_copy;
 
 typedef struct cuda_state {
@@ -48,6 +51,8 @@ typedef struct cuda_state {
     size_t workspace_bytes;
     float *wgrad;             /* KRSC weight gradient before it is written back in PyTorch layout */
     size_t wgrad_bytes;
+    void *bf16_scratch[3];    /* bf16 copies of a bf16 convolution's two inputs and its result */
+    size_t bf16_scratch_bytes[3];
     float *ones;              /* ones vector for bias gradients (GEMV) */
     size_t ones_bytes, ones_floats;
 } cuda_state;

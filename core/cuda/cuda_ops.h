@@ -67,6 +67,11 @@ void cuda_slice_pad_nhwc(float *out, const float *inp, int N, int H, int W, int 
                          int Cout, int PH, int PW);
 /* NAFNet's depthwise 3x3 (stride 1, pad 1, groups = C), NHWC, weights [C][1][3][3], bias [C] or
  * NULL (conv_depthwise.cu); in backward dinp / dw may be NULL (the bias gradient is the caller's). */
+/* float32 <-> bfloat16 (raw uint16 bits) copies, for bf16 convolutions (convert_bf16.cu):
+ * narrowing rounds to nearest, ties to even, NaN stays NaN; widening is exact. */
+void cuda_f32_to_bf16(uint16_t *dst, const float *src, size_t n);
+void cuda_bf16_to_f32(float *dst, const uint16_t *src, size_t n);
+
 void cuda_dwconv3_forward(float *out, const float *inp, const float *w, const float *bias, int N, int H, int W,
                           int C);
 void cuda_dwconv3_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w,

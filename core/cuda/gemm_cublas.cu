@@ -17,6 +17,7 @@ static cublasComputeType_t compute_type(dc_precision p)
     switch (p) {
     case DC_PRECISION_TF32: return CUBLAS_COMPUTE_32F_FAST_TF32;
     case DC_PRECISION_FP16: return CUBLAS_COMPUTE_32F_FAST_16F;
+    case DC_PRECISION_BF16: return CUBLAS_COMPUTE_32F_FAST_16BF;
     default: return CUBLAS_COMPUTE_32F;
     }
 }

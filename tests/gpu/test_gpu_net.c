@@ -280,13 +280,13 @@ static void check_cached(fixture *f)
     compare_out(f, label(f, "forward_cached (x, t)"), TOL_NET, 0);
 }
 
-/* TF32 and FP16 forward on the device against the fp32 reference output. */
+/* TF32, FP16 and BF16 forward on the device against the fp32 reference output. */
 static void check_precisions(fixture *f, const float *ref)
 {
     const net_case *c = &f->c;
     dc_backend *dut = gc.be[1];
-    const dc_precision ps[2] = {DC_PRECISION_TF32, DC_PRECISION_FP16};
-    for (int i = 0; i < 2; i++) {
+    const dc_precision ps[3] = {DC_PRECISION_TF32, DC_PRECISION_FP16, DC_PRECISION_BF16};
+    for (int i = 0; i < 3; i++) {
         char what[64];
         snprintf(what, sizeof what, "forward %s", dc_precision_name(ps[i]));
         dc_error err;
@@ -393,8 +393,8 @@ static void check_backward_precisions(fixture *f)
     for (size_t i = 0; i < f->nx; i++)
         dout[i] = (float)(dout[i] * TRAIN_DOUT_SCALE);
     train_pass(f, 0, dout); /* the fp32 reference gradients, compared with each device pass */
-    const dc_precision ps[3] = {DC_PRECISION_FP32, DC_PRECISION_TF32, DC_PRECISION_FP16};
-    for (int i = 0; i < 3; i++) {
+    const dc_precision ps[4] = {DC_PRECISION_FP32, DC_PRECISION_TF32, DC_PRECISION_FP16, DC_PRECISION_BF16};
+    for (int i = 0; i < 4; i++) {
         dc_error err;
         dc_error_clear(&err);
         char what[96];
@@ -596,8 +596,8 @@ static void check_sampler(void)
                  B, H, W, df.max_abs, mean, df.max_ref, SAMPLE_TOL);
     }
     /* TF32 / FP16 sampling: reported, not asserted (is reduced precision good enough to decloud?) */
-    const dc_precision ps[2] = {DC_PRECISION_TF32, DC_PRECISION_FP16};
-    for (int i = 0; r && !quick && gc_is_cuda(gc.device) && i < 2; i++) {
+    const dc_precision ps[3] = {DC_PRECISION_TF32, DC_PRECISION_FP16, DC_PRECISION_BF16};
+    for (int i = 0; r && !quick && gc_is_cuda(gc.device) && i < 3; i++) {
         int calls = 0;
         float *lp = sample_on(gc.device, ps[i], cond, B, H, W, &calls);
         if (lp) {

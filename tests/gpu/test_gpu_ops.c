@@ -563,8 +563,8 @@ static void conv_bwd_check(conv_bufs *c, const conv_case *cc, const char *t, int
         gc_cmp(lbl(tt, "dbias"), &c->db, TOL);
 }
 
-/* TF32 and FP16 forward against the fp32 reference, then back to FP32 (which must be exact fp32
- * again: a precision switch that sticks would show here). */
+/* TF32, FP16 and BF16 forward against the fp32 reference, then back to FP32 (which must be exact
+ * fp32 again: a precision switch that sticks would show here). */
 static void conv_lowp_check(conv_bufs *c, const conv_case *cc, const char *t)
 {
     dc_backend *dut = gc.be[1];
@@ -572,8 +572,8 @@ static void conv_lowp_check(conv_bufs *c, const conv_case *cc, const char *t)
     if (!ref)
         return;
     float *got = gc_xmalloc(c->nout * sizeof *got);
-    const dc_precision ps[3] = {DC_PRECISION_TF32, DC_PRECISION_FP16, DC_PRECISION_FP32};
-    for (int i = 0; i < 3; i++) {
+    const dc_precision ps[4] = {DC_PRECISION_TF32, DC_PRECISION_FP16, DC_PRECISION_BF16, DC_PRECISION_FP32};
+    for (int i = 0; i < 4; i++) {
         char tt[256];
         snprintf(tt, sizeof tt, "%s fwd %s", t, dc_precision_name(ps[i]));
         dc_error err;
@@ -607,11 +607,11 @@ static void conv_lowp_check(conv_bufs *c, const conv_case *cc, const char *t)
  * that caches converted (fp16) or re-laid-out weights by pointer must drop them. Per precision. */
 static void test_weights_changed(const conv_case *cc, uint64_t seed)
 {
-    const dc_precision ps[3] = {DC_PRECISION_FP32, DC_PRECISION_TF32, DC_PRECISION_FP16};
+    const dc_precision ps[4] = {DC_PRECISION_FP32, DC_PRECISION_TF32, DC_PRECISION_FP16, DC_PRECISION_BF16};
     conv_bufs c;
     conv_bufs_open(&c, &cc->d, seed);
     dc_backend *dut = gc.be[1];
-    for (int i = 0; i < (quick ? 1 : 3); i++) {
+    for (int i = 0; i < (quick ? 1 : 4); i++) {
         char t[160];
         snprintf(t, sizeof t, "conv %s weights_changed %s", cc->kind, dc_precision_name(ps[i]));
         if (dut->set_precision(dut, ps[i], NULL) != DC_OK)
@@ -663,6 +663,88 @@ static dc_conv_desc cd(int N, int H, int W, int C, int K, int k, int stride, int
 {
     dc_conv_desc d = {N, H, W, C, K, k, stride, pad, groups};
     return d;
+}
+
+/* Round to nearest-even bfloat16, written here from the format's definition (the value, as a float). */
+static float host_bf16(float v)
+{
+    if (!isfinite(v))
+        return v;
+    double a = fabs((double)v), q = ldexp(1.0, ilogb(a) - 7); /* the bf16 quantum of v's binade */
+    double r = nearbyint(a / q) * q;                            /* default rounding: ties to even */
+    return copysignf((float)r, v);
+}
+
+/* BF16 end to end, exactly: a 3x3 convolution whose only tap is the identity at the centre returns
+ * each input rounded to bf16 (one exact product, exact zeros, the result stored in bf16), after
+ * the zero bias. Ties both ways, a wide range of magnitudes, negative values. Then the data
+ * gradient of the same convolution, likewise one exact product per value: dinp = bf16(dout). */
+static void test_conv_bf16_rounding(void)
+{
+    dc_backend *dut = gc.be[1];
+    if (strstr(dut->description, "emulated")) {
+        gc_info("bf16 rounding: not checked on the emulated device (it computes every precision in fp32)");
+        return;
+    }
+    const conv_case cc = {"bf16 identity", cd(1, 3, 5, 8, 8, 3, 1, 1, 1), 1, 0, 0};
+    const dc_conv_desc *d = &cc.d;
+    conv_bufs c;
+    conv_bufs_open(&c, d, 4242);
+    float *x = gc_xmalloc(c.nin * sizeof *x), *w = gc_xmalloc(c.nw * sizeof *w), *b = gc_xmalloc(8 * sizeof *b);
+    float *want = gc_xmalloc(c.nin * sizeof *want), *got = gc_xmalloc(c.nin * sizeof *got);
+    const float special[8] = {1.0f + 0x1p-8f, 1.0f + 3.0f * 0x1p-8f, -(1.0f + 0x1p-8f), 3.0f + 3.0f * 0x1p-7f,
+                              1.0e-3f, -7.0e4f, 1.0e30f, 0.1f};
+    gc_fill_host(x, c.nin, 4243, -4, 4);
+    for (size_t i = 0; i < c.nin; i++) {
+        if (i < 8)
+            x[i] = special[i];
+        else if (i % 5 == 0)
+            x[i] = ldexpf(x[i], (int)(i % 40) - 20);
+    }
+    memset(w, 0, c.nw * sizeof *w);
+    for (int k = 0; k < d->K; k++)
+        w[(((size_t)k * d->C + k) * 3 + 1) * 3 + 1] = 1.0f; /* [K][C][3][3], centre tap */
+    memset(b, 0, 8 * sizeof *b);
+    gc_set(&c.inp, x);
+    gc_set(&c.w, w);
+    gc_set(&c.b, b);
+    dc_error err;
+    dc_error_clear(&err);
+    if (dut->set_precision(dut, DC_PRECISION_BF16, &err) != DC_OK) {
+        gc_check(0, "bf16 accepted by %s: %s", dut->name, err.msg);
+    } else {
+        for (size_t i = 0; i < c.nin; i++)
+            want[i] = host_bf16(x[i]);
+        gc_junk(&c.out, 3);
+        if (conv_fwd(1, &c, &cc, "bf16 identity")) {
+            dut->to_host(dut, got, gc_f(&c.out, 1), c.nin * sizeof *got);
+            if (gc_sync(1, "bf16 identity")) {
+                size_t bad = 0, first = 0;
+                for (size_t i = 0; i < c.nin; i++)
+                    if (memcmp(&got[i], &want[i], sizeof got[i]) && bad++ == 0)
+                        first = i;
+                gc_check(bad == 0, "bf16 identity convolution returns bf16(x) exactly: %zu of %zu differ (first at %zu: "
+                         "x %a got %a want %a)", bad, c.nin, first, (double)x[first], (double)got[first], (double)want[first]);
+            }
+        }
+        /* backward data through the same identity: dinp = bf16(dout) */
+        gc_set(&c.dout, x);
+        gc_junk(&c.dinp, 4);
+        int rc = dut->conv2d_backward(dut, gc_f(&c.dinp, 1), NULL, NULL, gc_f(&c.dout, 1), gc_f(&c.inp, 1),
+                                      gc_f(&c.w, 1), d, &err);
+        if (gc_check(rc == DC_OK, "bf16 identity backward-data runs: %s", err.msg)) {
+            dut->to_host(dut, got, gc_f(&c.dinp, 1), c.nin * sizeof *got);
+            if (gc_sync(1, "bf16 identity backward")) {
+                size_t bad = 0;
+                for (size_t i = 0; i < c.nin; i++)
+                    bad += memcmp(&got[i], &want[i], sizeof got[i]) != 0;
+                gc_check(bad == 0, "bf16 identity backward-data returns bf16(dout) exactly: %zu of %zu differ", bad, c.nin);
+            }
+        }
+    }
+    dut->set_precision(dut, DC_PRECISION_FP32, NULL);
+    free(x), free(w), free(b), free(want), free(got);
+    conv_bufs_close(&c);
 }
 
 /* Shapes no convolution can have are refused before any library or kernel sees them, with the
@@ -732,6 +814,7 @@ static void test_convs(void)
     test_weights_changed(&cases[3], 2000);
     test_weights_changed(&cases[6], 2001);
     test_conv_bad_shapes();
+    test_conv_bf16_rounding();
 }
 
 /* --- optimiser ---------------------------------------------------------------------------------- */

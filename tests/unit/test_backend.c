@@ -83,8 +83,14 @@ START_TEST(test_precision_names)
     ck_assert_int_eq(dc_precision_parse("fp16", &p, &err), DC_OK);
     ck_assert_int_eq(p, DC_PRECISION_FP16);
     ck_assert_str_eq(dc_precision_name(DC_PRECISION_TF32), "tf32");
+    for (int i = 0; i < DC_PRECISION_COUNT; i++) {   /* every name parses back to its value */
+        ck_assert_int_eq(dc_precision_parse(dc_precision_name((dc_precision)i), &p, &err), DC_OK);
+        ck_assert_int_eq(p, i);
+    }
+    ck_assert_str_eq(dc_precision_name(DC_PRECISION_BF16), "bf16");
+    ck_assert_str_eq(dc_precision_name(DC_PRECISION_COUNT), "?");
     ck_assert_int_eq(dc_precision_parse("fp8", &p, &err), DC_ERR_ARG);
-    ck_assert_ptr_nonnull(strstr(err.msg, "fp32, tf32 or fp16"));
+    ck_assert_ptr_nonnull(strstr(err.msg, "fp32, tf32, fp16 or bf16"));
 }
 END_TEST
 

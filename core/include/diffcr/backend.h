@@ -34,10 +34,19 @@ typedef struct dc_backend dc_backend;
  *   FP32  strict IEEE fp32 FMA maths (the default; what the CPU computes)
  *   TF32  tensor cores with TF32 inputs (10-bit mantissa), fp32 accumulation
  *   FP16  tensor cores with inputs rounded to fp16 (cuDNN's ALLOW_CONVERSION), fp32 accumulation
+ *   BF16  tensor cores on bfloat16 copies of the inputs (7-bit mantissa, fp32's exponent range),
+ *         fp32 accumulation; a cuDNN convolution's result is also rounded to bf16 (cuDNN writes
+ *         bf16 for bf16 inputs), cuBLAS GEMMs write fp32
  * CPU backends accept only FP32. */
-typedef enum dc_precision { DC_PRECISION_FP32 = 0, DC_PRECISION_TF32, DC_PRECISION_FP16 } dc_precision;
+typedef enum dc_precision {
+    DC_PRECISION_FP32 = 0,
+    DC_PRECISION_TF32,
+    DC_PRECISION_FP16,
+    DC_PRECISION_BF16,
+    DC_PRECISION_COUNT
+} dc_precision;
 
-/* "fp32" / "tf32" / "fp16" <-> enum. */
+/* "fp32" / "tf32" / "fp16" / "bf16" <-> enum. */
 int dc_precision_parse(const char *name, dc_precision *out, dc_error *err);
 const char *dc_precision_name(dc_precision p);
 
