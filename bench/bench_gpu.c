@@ -2,7 +2,7 @@
  * the same run (benchmarks are programs, not timed tests).
  *
  *   bench_gpu [--width 64] [--size 256] [--train-size 128] [--train-batch 4] [--reps 10]
- *             [--precisions fp32,tf32,fp16] [--no-torch] [--python PATH] [--device cuda]
+ *             [--precisions fp32,tf32,fp16,bf16] [--no-torch] [--python PATH] [--device cuda]
  *
  * Per precision (set_precision: FP32 strict first, then TF32 and FP16 convolutions):
  *   forward at size x size, B=1 (condition + main branch) and B=4; the condition branch alone and
@@ -17,7 +17,7 @@
  * backend's synchronize ends every timed run, since kernels are queued.
  *
  * PyTorch: bench/torch_bench.py --device cuda (eager; strict fp32 with TF32 off, then TF32, then
- * fp16 autocast), run with $DIFFCR_PYTHON or /usr/bin/python3. Ratios: ours/torch (time, < 1 is
+ * fp16 and bf16 autocast), run with $DIFFCR_PYTHON or /usr/bin/python3. Ratios: ours/torch (time, < 1 is
  * faster) and torch/ours (speed-up).
  *
  * Without a usable CUDA device it prints why and exits 0. --device cpu|ref runs the same program
@@ -484,7 +484,7 @@ static int measure(bench *b, dc_precision prec, figures *f, cJSON *json)
 static int parse_args(int argc, char **argv, options *o)
 {
     o->width = 64, o->size = 256, o->train_size = 128, o->train_batch = 4, o->reps = 10, o->torch = 1;
-    o->device = "cuda", o->precisions = "fp32,tf32,fp16";
+    o->device = "cuda", o->precisions = "fp32,tf32,fp16,bf16";
     o->python = getenv("DIFFCR_PYTHON") && *getenv("DIFFCR_PYTHON") ? getenv("DIFFCR_PYTHON") : "/usr/bin/python3";
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -499,7 +499,7 @@ static int parse_args(int argc, char **argv, options *o)
         else if (v && !strcmp(a, "--device")) o->device = v, i++;
         else {
             fprintf(stderr, "usage: bench_gpu [--width W] [--size S] [--train-size T] [--train-batch B] [--reps R]\n"
-                            "                 [--precisions fp32,tf32,fp16] [--no-torch] [--python PATH] [--device cuda]\n");
+                            "                 [--precisions fp32,tf32,fp16,bf16] [--no-torch] [--python PATH] [--device cuda]\n");
             return 0;
         }
     }
@@ -589,10 +589,11 @@ int main(int argc, char **argv)
     row_macs(&b, gmacs);
     cJSON *json = cJSON_CreateObject();
     cJSON_AddStringToObject(json, "gpu", gpu);
-    figures ours[3];
-    int have[3] = {0, 0, 0};
-    const dc_precision ps[3] = {DC_PRECISION_FP32, DC_PRECISION_TF32, DC_PRECISION_FP16};
-    for (int i = 0; i < 3; i++)
+    enum { NPREC = 4 };
+    figures ours[NPREC];
+    int have[NPREC] = {0, 0, 0, 0};
+    const dc_precision ps[NPREC] = {DC_PRECISION_FP32, DC_PRECISION_TF32, DC_PRECISION_FP16, DC_PRECISION_BF16};
+    for (int i = 0; i < NPREC; i++)
         if (strstr(o.precisions, dc_precision_name(ps[i])))
             have[i] = measure(&b, ps[i], &ours[i], json);
     b.be->set_precision(b.be, DC_PRECISION_FP32, NULL);
@@ -612,12 +613,12 @@ int main(int argc, char **argv)
                    json_string(&t, "cuda_version") ? json_string(&t, "cuda_version") : "?");
     }
     printf("\nGPU: %s\n", gpu);
-    for (int i = 0; i < 3; i++) {
+    const char *titles[NPREC] = {"fp32 (torch: TF32 off)", "tf32", "fp16 (torch: autocast)", "bf16 (torch: autocast)"};
+    for (int i = 0; i < NPREC; i++) {
         if (!have[i])
             continue;
         figures tf = torch_figures(&t, dc_precision_name(ps[i]));
-        print_table(ps[i] == DC_PRECISION_FP16 ? "fp16 (torch: autocast)" : ps[i] == DC_PRECISION_FP32 ? "fp32 (torch: TF32 off)" : "tf32",
-                    &ours[i], &tf, gmacs);
+        print_table(titles[i], &ours[i], &tf, gmacs);
     }
     printf("\nGMAC/s counts convolution and linear weights (dc_unet_macs); training = 3 x forward MACs.\n"
            "torch's sample figure is its estimate cond + 21 x main (no host sampler in the loop).\n");

@@ -21,8 +21,8 @@ reported; compare against C runs with the same thread count.
 --device cuda (bench/bench_gpu.c runs it): the same measurements on the GPU, each timed run ended
 by torch.cuda.synchronize(), cudnn.benchmark on (as our backend's cudnnFind). They are made three
 times (--precisions): fp32 with TF32 disabled for cuDNN and cuBLAS (strict fp32, the JSON's
-top-level keys), tf32 (TF32 allowed) and fp16 (torch.autocast float16), the last two as sub-objects
-"tf32" / "fp16" of the JSON. --train-batch and --fwd-batch (an extra forward at that batch:
+top-level keys), tf32 (TF32 allowed), fp16 and bf16 (torch.autocast float16 / bfloat16), the
+others as sub-objects "tf32" / "fp16" / "bf16" of the JSON. --train-batch and --fwd-batch (an extra forward at that batch:
 fwd_batch_ms) give the batch sizes bench_gpu measures. The defaults keep the CPU run unchanged.
 """
 
@@ -86,13 +86,15 @@ def set_precision(device, precision):
     """The arithmetic of one CUDA measurement; returns the autocast context to run the model in.
 
     fp32 disables TF32 in cuDNN and cuBLAS (PyTorch allows it in cuDNN by default), matching the
-    C backend's strict FP32; tf32 allows it in both; fp16 is autocast (fp16 convolutions)."""
+    C backend's strict FP32; tf32 allows it in both; fp16 / bf16 are autocast (half-precision
+    convolutions)."""
     if device != "cuda":
         return contextlib.nullcontext
     torch.backends.cudnn.allow_tf32 = precision != "fp32"
     torch.backends.cuda.matmul.allow_tf32 = precision != "fp32"
-    if precision == "fp16":
-        return lambda: torch.autocast(device_type="cuda", dtype=torch.float16)
+    if precision in ("fp16", "bf16"):
+        dtype = torch.float16 if precision == "fp16" else torch.bfloat16
+        return lambda: torch.autocast(device_type="cuda", dtype=dtype)
     return contextlib.nullcontext
 
 
@@ -183,12 +185,12 @@ def bench_cuda(args):
     precisions = [p for p in args.precisions.split(",") if p]
     results = {}
     for p in precisions:
-        if p not in ("fp32", "tf32", "fp16"):
+        if p not in ("fp32", "tf32", "fp16", "bf16"):
             raise SystemExit("torch_bench: unknown precision %r" % p)
         results[p] = bench(args, "cuda", p)
         torch.cuda.empty_cache()
     res = dict(results.get("fp32") or results[precisions[0]])
-    for p in ("tf32", "fp16"):
+    for p in ("tf32", "fp16", "bf16"):
         if p in results and res["precision"] != p:
             res[p] = results[p]
     return res
@@ -205,8 +207,8 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="also print one JSON object")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    p.add_argument("--precisions", default="fp32,tf32,fp16",
-                   help="--device cuda: comma-separated fp32, tf32, fp16")
+    p.add_argument("--precisions", default="fp32,tf32,fp16,bf16",
+                   help="--device cuda: comma-separated fp32, tf32, fp16, bf16")
     p.add_argument("--train-batch", type=int, default=1, help="training batch")
     p.add_argument("--fwd-batch", type=int, default=0,
                    help="also time a full forward at this batch (0: no)")
@@ -222,9 +224,9 @@ def main(argv=None):
               % (r["torch_version"], r["device_name"], r["cuda_version"], r["cudnn_version"],
                  r["width"]))
         print_rows(r, "fp32 (TF32 off):")
-        for prec in ("tf32", "fp16"):
+        for prec in ("tf32", "fp16", "bf16"):
             if prec in r:
-                print_rows(r[prec], prec + (" (autocast):" if prec == "fp16" else ":"))
+                print_rows(r[prec], prec + (":" if prec == "tf32" else " (autocast):"))
     else:
         r = bench(args)
         print_rows(r, "DiffCR UNet, PyTorch %s, %d thread(s), width %d"

@@ -227,7 +227,7 @@ int dcp_args_parse(dcp_args *a, CSLConstList args, char *msg, size_t n)
         dc_precision p;
         dc_error perr;
         if (dc_precision_parse(precision, &p, &perr) != DC_OK)
-            return bad(msg, n, "precision", precision, "expected fp32, tf32 or fp16");
+            return bad(msg, n, "precision", precision, "expected fp32, tf32, fp16 or bf16");
         o->precision = precision;
     }
 

@@ -41,7 +41,7 @@ static const char *usage_text =
     "  --weights FILE       model (default: the shipped default model) | --model mean|blur (test models)\n"
     "  --steps N --order N --sampler NAME --seed N --threads N --samples K\n"
     "  --device auto|cpu|cuda|cuda:N  (auto: the GPU when one works)\n"
-    "  --precision fp32|tf32|fp16     convolution maths on cuda (default fp32, exact)\n"
+    "  --precision fp32|tf32|fp16|bf16  convolution maths on cuda (default fp32, exact)\n"
     "  --batch N            tiles per network call (default 1; 4-8 keep a GPU busy)\n"
     "  -q                   quiet\n"
     "  debugging: --max-rows N --max-cols N (compute in windows), --debug-delay-ms N\n";

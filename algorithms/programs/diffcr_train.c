@@ -23,7 +23,7 @@
 
 static const char *usage =
     "usage: diffcr-train -c CONFIG.json [-b BATCH] [--device auto|cpu|ref|cuda[:N]]\n"
-    "                    [--precision fp32|tf32|fp16] [--resume CKPT]\n"
+    "                    [--precision fp32|tf32|fp16|bf16] [--resume CKPT]\n"
     "                    [--seed S] [--threads N] [--workers N] [--out DIR] [--iters N]\n"
     "                    [--time-input gamma|dpm_tinput] [--no-val] [--strict]\n"
     "       diffcr-train eval -c CONFIG.json --weights MODEL.safetensors [--split val|test]\n"

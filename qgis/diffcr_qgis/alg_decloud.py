@@ -154,8 +154,8 @@ class DecloudAlgorithm(DiffcrAlgorithm):
             tr('auto: GPU when available; cpu; cuda.'))
         self.add_parameter(QgsProcessingParameterEnum(
             self.PRECISION, tr('GPU arithmetic'), options=PRECISIONS, defaultValue=0),
-            tr('fp32: exact (the default). tf32 / fp16: tensor cores, faster on recent NVIDIA GPUs, '
-               'slightly different pixels. The CPU always computes in fp32.'), advanced=True)
+            tr('fp32: exact (the default). tf32 / fp16 / bf16: tensor cores, faster on recent NVIDIA GPUs, '
+               'slightly different pixels (bf16 the most). The CPU always computes in fp32.'), advanced=True)
         self.add_parameter(QgsProcessingParameterNumber(
             self.BATCH, tr('Tiles per network call'), QgsProcessingParameterNumber.Integer,
             defaultValue=1, minValue=1, maxValue=64),

@@ -9,7 +9,7 @@ from qgis.PyQt.QtGui import QIcon
 from . import programs
 
 DEVICES = ['auto', 'cpu', 'cuda']
-PRECISIONS = ['fp32', 'tf32', 'fp16']
+PRECISIONS = ['fp32', 'tf32', 'fp16', 'bf16']
 
 
 def html_help(text):

@@ -34,7 +34,7 @@ expect_fail config_steps "steps=0" --config DECLOUD_STEPS 0 ok.vrt
 expect_fail config_batch "batch=0" --config DECLOUD_BATCH 0 ok.vrt
 expect_fail config_model "model=nope" --config DECLOUD_MODEL nope ok.vrt
 expect_fail not_a_raster "inputs: .*notraster.tif: not a raster" --config DECLOUD_INPUTS "$WORK/d1.tif|$WORK/notraster.tif|$WORK/d3.tif" ok.vrt
-expect_fail config_precision "precision=fp8: expected fp32, tf32 or fp16" --config DECLOUD_PRECISION fp8 ok.vrt
+expect_fail config_precision "precision=fp8: expected fp32, tf32, fp16 or bf16" --config DECLOUD_PRECISION fp8 ok.vrt
 expect_fail config_device "unknown device .tpu." --config DECLOUD_DEVICE tpu --config DECLOUD_WEIGHTS "${DIFFCR_SOURCE_DIR}/samples/model/diffcr_default.safetensors" ok.vrt
 
 # registering prints nothing, in GDAL tools and in Python with exceptions on

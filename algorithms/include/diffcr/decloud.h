@@ -52,7 +52,7 @@ typedef struct dc_decloud_options {
     int steps, order, seed, threads, samples;
     int batch;                 /* tiles per network call (default 1; more keeps a GPU busy) */
     const char *sampler, *device;
-    const char *precision;     /* convolution maths: fp32 (default), tf32, fp16 (cuda only) */
+    const char *precision;     /* convolution maths: fp32 (default), tf32, fp16, bf16 (cuda only) */
     /* debugging: compute the output in windows of at most max_rows x max_cols (0 = whole) to
      * prove that windows do not change pixels; sleep after each tile row (kill tests) */
     int max_rows, max_cols, debug_delay_ms;

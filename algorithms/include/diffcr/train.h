@@ -223,7 +223,7 @@ typedef struct dc_train_run_options {
     const char *resume;      /* checkpoint to continue from, or NULL */
     const char *out_dir;     /* default "runs/<name>" */
     const char *device;      /* default "auto" */
-    const char *precision;   /* convolution maths: NULL/"fp32" (default), "tf32", "fp16" (cuda) */
+    const char *precision;   /* convolution maths: NULL/"fp32" (default), "tf32", "fp16", "bf16" (cuda) */
     int threads;             /* <= 0: all cores */
     int batch;               /* > 0: overrides the config */
     long long seed;          /* >= 0: overrides the config */
