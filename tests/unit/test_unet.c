@@ -276,6 +276,25 @@ START_TEST(test_fp16_loss_scaling_is_exact)
 }
 END_TEST
 
+/* Writes the table's tensors from p to path as safetensors, without tensor `skip` and with tensor
+ * `squash` declared 1x1x1x1 (its data a prefix of the real one); -1 for neither. */
+static void write_params(const dc_param_table *tab, const float *p, const char *path, int skip, int squash)
+{
+    dc_error err;
+    dc_st_writer *w = dc_st_writer_new();
+    for (int i = 0; i < tab->count; i++) {
+        if (i == skip)
+            continue;
+        int64_t shape[4];
+        for (int k = 0; k < tab->views[i].ndim; k++)
+            shape[k] = i == squash ? 1 : tab->views[i].shape[k];
+        ck_assert_int_eq(dc_st_writer_add(w, tab->views[i].name, DC_DTYPE_F32, tab->views[i].ndim, shape,
+                                          p + tab->views[i].offset, &err), DC_OK);
+    }
+    ck_assert_int_eq(dc_st_writer_write(w, path, &err), DC_OK);
+    dc_st_writer_free(w);
+}
+
 START_TEST(test_load_rejects_mismatched_weights)
 {
     dc_unet_config cfg = tiny_config();
@@ -288,41 +307,16 @@ START_TEST(test_load_rejects_mismatched_weights)
     float *p = random_params(tab, 5);
     const char *path = tu_tmp_path("weights.safetensors");
     /* write all but one tensor: the error names the missing key */
-    dc_st_writer *w = dc_st_writer_new();
-    for (int i = 1; i < tab->count; i++) {
-        int64_t shape[4];
-        for (int k = 0; k < tab->views[i].ndim; k++) shape[k] = tab->views[i].shape[k];
-        ck_assert_int_eq(dc_st_writer_add(w, tab->views[i].name, DC_DTYPE_F32, tab->views[i].ndim, shape,
-                                          p + tab->views[i].offset, &err), DC_OK);
-    }
-    ck_assert_int_eq(dc_st_writer_write(w, path, &err), DC_OK);
-    dc_st_writer_free(w);
+    write_params(tab, p, path, 0, -1);
     ck_assert_int_ne(dc_unet_load_params(net, path, &err), DC_OK);
     ck_assert_msg(strstr(err.msg, tab->views[0].name) != NULL, "message: %s", err.msg);
     /* a tensor with the wrong shape */
-    w = dc_st_writer_new();
-    for (int i = 0; i < tab->count; i++) {
-        int64_t shape[4];
-        for (int k = 0; k < tab->views[i].ndim; k++) shape[k] = tab->views[i].shape[k];
-        if (i == 3) shape[0] = 1, shape[1] = 1, shape[2] = 1, shape[3] = 1; /* numel may shrink: use a sub-buffer */
-        ck_assert_int_eq(dc_st_writer_add(w, tab->views[i].name, DC_DTYPE_F32, tab->views[i].ndim, shape,
-                                          p + tab->views[i].offset, &err), DC_OK);
-    }
-    ck_assert_int_eq(dc_st_writer_write(w, path, &err), DC_OK);
-    dc_st_writer_free(w);
+    write_params(tab, p, path, -1, 3);
     ck_assert_int_ne(dc_unet_load_params(net, path, &err), DC_OK);
     ck_assert_msg(strstr(err.msg, tab->views[3].name) && strstr(err.msg, "shape"), "message: %s", err.msg);
     /* every tensor right, one value NaN: refused, naming the tensor */
-    w = dc_st_writer_new();
     p[tab->views[5].offset + 2] = NAN;
-    for (int i = 0; i < tab->count; i++) {
-        int64_t shape[4];
-        for (int k = 0; k < tab->views[i].ndim; k++) shape[k] = tab->views[i].shape[k];
-        ck_assert_int_eq(dc_st_writer_add(w, tab->views[i].name, DC_DTYPE_F32, tab->views[i].ndim, shape,
-                                          p + tab->views[i].offset, &err), DC_OK);
-    }
-    ck_assert_int_eq(dc_st_writer_write(w, path, &err), DC_OK);
-    dc_st_writer_free(w);
+    write_params(tab, p, path, -1, -1);
     ck_assert_int_eq(dc_unet_load_params(net, path, &err), DC_ERR_FORMAT);
     ck_assert_msg(strstr(err.msg, tab->views[5].name) && strstr(err.msg, "nan at index 2"), "message: %s", err.msg);
     unlink(path);
