@@ -62,6 +62,9 @@ fewer is faster and blurrier.</dd>
 stable, K times slower). With 2 or more, the uncertainty raster holds the per-pixel spread.</dd>
 <dt>Device</dt><dd>auto (GPU when diffcr was built with CUDA and a GPU is present), cpu or
 cuda.</dd>
+<dt>GPU arithmetic</dt><dd>(advanced) fp32 (exact, the default), or tf32 / fp16 / bf16 tensor-core
+maths on cuda: faster on recent NVIDIA GPUs, slightly different pixels (bf16 the most).</dd>
+<dt>Tiles per network call</dt><dd>(advanced) 4 to 8 keep a GPU busy; the pixels do not change.</dd>
 <dt>Write a VRT instead</dt><dd>Writes a small GDAL VRT whose bands use the <code>decloud</code>
 pixel function instead of computing the whole raster now: pixels are computed when displayed or
 exported (e.g. with gdal_translate). Needs the GDAL plugin gdal_decloud.so, which the provider

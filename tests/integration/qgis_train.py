@@ -102,11 +102,28 @@ def test_bad_dataset():
     raise AssertionError('no QgsProcessingException')
 
 
+def test_precision_on_cpu():
+    """PRECISION reaches diffcr-train: bf16 on the CPU is the trainer's clear refusal."""
+    if 'data' not in state:
+        return 'skip: no training data (see above)'
+    out = os.path.join(W, 'run_bf16')
+    try:
+        processing.run('diffcr:train', {'DATASET_CSV': os.path.join(state['data'], 'csv', 'train.csv'),
+                                        'CONFIG': CONFIG, 'ITERATIONS': 2, 'DEVICE': 1, 'PRECISION': 3,
+                                        'OUTPUT_DIR': out})
+    except QgsProcessingException as e:
+        assert "precision 'bf16' needs the cuda device" in str(e), str(e)
+        assert not os.path.exists(os.path.join(out, 'model.safetensors'))
+        return
+    raise AssertionError('no QgsProcessingException')
+
+
 qc.check('train: make a tiny dataset', make_data)
 qc.check('train: CSV dataset -> model, metrics, loss curve, progress', test_csv)
 qc.check('train: Sen2_MTC folder dataset (with its val split)', test_folder)
 qc.check('train: the trained model runs in diffcr:decloud', test_trained_model_declouds)
 qc.check('train: empty dataset -> the trainer\'s one-line error', test_bad_dataset)
+qc.check('train: PRECISION bf16 on the CPU -> the trainer\'s refusal', test_precision_on_cpu)
 app.exitQgis()
 tmp.cleanup()
 qc.finish()
