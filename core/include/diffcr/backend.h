@@ -50,6 +50,13 @@ typedef enum dc_precision {
 int dc_precision_parse(const char *name, dc_precision *out, dc_error *err);
 const char *dc_precision_name(dc_precision p);
 
+/* Threads: one backend computes for one host thread at a time (callers that share one, such as
+ * the plugin's tile cache, serialise their network calls). The CUDA backend keeps one cuDNN and
+ * one cuBLAS handle, workspace and weight cache per backend, pointed at the calling thread's
+ * stream by bind; two threads computing on one backend at once would race on them. alloc,
+ * to_device, to_host and host_alloc/host_release touch only the CUDA runtime and may be called
+ * from another thread (to stage the next tiles while the network runs); release also resets the
+ * weight cache, so it belongs to the computing thread. */
 struct dc_backend {
     const char *name;          /* "ref", "cpu", "cuda" */
     int is_host;               /* 1 if pointers are host memory (CPU backends) */
