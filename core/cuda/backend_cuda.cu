@@ -266,6 +266,11 @@ static int cu_set_precision(dc_backend *be, dc_precision p, dc_error *err)
 {
     if ((unsigned)p >= DC_PRECISION_COUNT)
         return dc_fail(err, DC_ERR_ARG, "unknown precision %d", (int)p);
+    const cuda_state *st = (const cuda_state *)be->impl;
+    /* cuDNN has no bf16 convolutions before Ampere: say so now, not at the first convolution */
+    if (p == DC_PRECISION_BF16 && st->sm < 80)
+        return dc_fail(err, DC_ERR_UNSUPPORTED, "precision 'bf16' needs an Ampere or newer GPU (sm_80+); %s is sm_%d: "
+                       "use fp16 or fp32", st->device_name, st->sm);
     be->precision = p; /* plans are per precision; the next call of each shape picks its algorithm */
     return DC_OK;
 }
@@ -466,6 +471,7 @@ DC_EXPORT int dc_cuda_module_create(dc_backend **out, int device, int abi, dc_er
         rc = cuda_check(cudaGetDeviceProperties(&prop, device), "reading the GPU's properties", err);
     if (rc == DC_OK) {
         snprintf(st->device_name, sizeof st->device_name, "%s", prop.name);
+        st->sm = prop.major * 10 + prop.minor;
         snprintf(be->description, sizeof be->description, "cuda:%d %.100s (sm_%d%d, %.0f GiB)", device, prop.name,
                  prop.major, prop.minor, (double)prop.totalGlobalMem / (1024.0 * 1024.0 * 1024.0));
         rc = cublas_check(cublasCreate(&st->cublas), "cublasCreate", err);

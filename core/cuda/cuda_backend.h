@@ -38,6 +38,7 @@ typedef struct cuda_weight_copy {
 
 typedef struct cuda_state {
     int device;
+    int sm;                   /* compute capability, major * 10 + minor (90: Hopper) */
     char device_name[256];
     cudnnHandle_t cudnn;
     cublasHandle_t cublas;

@@ -176,7 +176,9 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp *prop, int device)
     memset(prop, 0, sizeof *prop);
     snprintf(prop->name, sizeof prop->name, "cudasim (functional CUDA simulator on the CPU)");
     prop->totalGlobalMem = memory_cap();
-    prop->major = 9, prop->minor = 0;
+    /* DIFFCR_CUDASIM_SM=75 etc.: an older GPU, for the backend's per-architecture checks */
+    const size_t sm = env_size("DIFFCR_CUDASIM_SM", 90);
+    prop->major = (int)(sm / 10), prop->minor = (int)(sm % 10);
     prop->multiProcessorCount = 1;
     prop->warpSize = 32;
     prop->maxThreadsPerBlock = 1024;

@@ -75,12 +75,27 @@ static void test_errors(void)
     dc_backend *dut = gc.be[1];
     gc_check(!strcmp(dut->name, "cuda") && !dut->is_host, "cuda backend: name '%s', is_host %d", dut->name,
              dut->is_host);
-    for (int p = DC_PRECISION_FP32; p <= DC_PRECISION_FP16; p++) {
+    for (int p = DC_PRECISION_FP32; p < DC_PRECISION_COUNT; p++) {
         dc_error_clear(&err);
         gc_check(dut->set_precision(dut, (dc_precision)p, &err) == DC_OK, "cuda set_precision(%s) accepted %s",
                  dc_precision_name((dc_precision)p), err.msg);
     }
     dut->set_precision(dut, DC_PRECISION_FP32, &err);
+    if (strstr(dut->description, "cudasim")) {
+        /* a Turing GPU: bf16 refused at once with the reason, the other precisions accepted */
+        setenv("DIFFCR_CUDASIM_SM", "75", 1);
+        dc_backend *old = NULL;
+        dc_error_clear(&err);
+        if (gc_check(dc_backend_create(&old, "cuda", 0, &err) == DC_OK, "second cuda backend (sm_75): %s", err.msg)) {
+            rc = old->set_precision(old, DC_PRECISION_BF16, &err);
+            gc_check(rc == DC_ERR_UNSUPPORTED && strstr(err.msg, "sm_75") && strstr(err.msg, "bf16"),
+                     "bf16 on sm_75 refused: %d \"%s\"", rc, err.msg);
+            gc_check(old->set_precision(old, DC_PRECISION_FP16, &err) == DC_OK, "fp16 on sm_75 accepted");
+            dc_backend_destroy(old);
+        }
+        unsetenv("DIFFCR_CUDASIM_SM");
+        dut->bind(dut); /* the test calls table entries directly: make the device under test current again */
+    }
 }
 
 /* Fresh allocations are zero even where the allocator reuses memory just released dirty. */
