@@ -19,6 +19,7 @@ command -v clang >/dev/null || { echo "fuzz.sh: clang is not installed (apt-get 
 
 mkdir -p "$W/support" && cd "$W"
 INC=(-I"$S/core/include" -I"$S/core" -I"$S/algorithms/include" -I"$S/plugin" -I/usr/include/gdal)
+# shellcheck disable=SC2054 # the commas belong to one clang option
 CF=(-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined "${INC[@]}")
 # Helpers compiled without instrumentation and garbage-collected at link: they hold a few parsing
 # functions next to code that needs the sampler or the raster pipeline (README.md).
