@@ -243,8 +243,23 @@ static bool pinned_range(const void *p, size_t bytes)
 
 static void flush_stream(void);
 
+/* DIFFCR_CUDASIM_ALLOC_LOG=FILE: one line per device or pinned allocation appended to FILE, so a
+ * test can show that a loop allocates nothing (read at each call: a test may set it mid-run). */
+static void log_allocation(const char *call, size_t bytes)
+{
+    const char *path = getenv("DIFFCR_CUDASIM_ALLOC_LOG");
+    if (!path || !*path)
+        return;
+    FILE *f = fopen(path, "a");
+    if (!f)
+        dc_sim_fail("DIFFCR_CUDASIM_ALLOC_LOG=%s: cannot open it", path);
+    fprintf(f, "%s %zu\n", call, bytes);
+    fclose(f);
+}
+
 cudaError_t cudaMalloc(void **ptr, size_t bytes)
 {
+    log_allocation("cudaMalloc", bytes);
     if (!ptr)
         return record(cudaErrorInvalidValue);
     if (bytes == 0) {
@@ -291,6 +306,7 @@ cudaError_t cudaFree(void *ptr)
 
 cudaError_t cudaMallocHost(void **ptr, size_t bytes)
 {
+    log_allocation("cudaMallocHost", bytes);
     if (!ptr)
         return record(cudaErrorInvalidValue);
     void *p = NULL;

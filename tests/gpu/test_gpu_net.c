@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "diffcr/backend.h"
 #include "diffcr/model.h"
@@ -575,6 +576,57 @@ static float *sample_on(const char *device, dc_precision prec, const float *cond
     return out;
 }
 
+/* Memory flow (issue 7): once a tile shape has been sampled, sampling it again allocates no
+ * device or pinned memory at all: plans, workspaces, weight copies, the sampler's state and the
+ * staging buffers are all kept. Observable on the simulator only (DIFFCR_CUDASIM_ALLOC_LOG logs
+ * its cudaMalloc / cudaMallocHost calls); on a real GPU this says so and checks nothing. */
+static void check_sampling_allocates_nothing(void)
+{
+    if (!strstr(gc.be[1]->description, "cudasim")) {
+        gc_info("allocation-free sampling: observable on cudasim only, not checked on %s", gc.be[1]->description);
+        return;
+    }
+    const int B = 1, H = 32, W = 48;
+    char path[4096], log[64];
+    snprintf(path, sizeof path, "%s/samples/model/diffcr_default.safetensors", source_dir());
+    snprintf(log, sizeof log, "/tmp/diffcr_alloc_%ld.log", (long)getpid());
+    dc_model_options o;
+    dc_model_options_default(&o);
+    o.device = gc.device;
+    dc_model *m;
+    dc_error err;
+    dc_error_clear(&err);
+    if (!gc_check(dc_model_open(&m, path, &o, &err) == DC_OK, "allocation check: model opens: %s", err.msg))
+        return;
+    float *cond = gc_xmalloc((size_t)B * H * W * 9 * sizeof *cond), *out = gc_xmalloc((size_t)B * H * W * 3 * sizeof *out);
+    make_condition(cond, B, H, W);
+    dc_sampler_stats st = {0, 0};
+    int rc = dc_model_sample(m, out, cond, B, H, W, NULL, 1, 0, NULL, NULL, &st, &err); /* first: sets up */
+    if (gc_check(rc == DC_OK, "allocation check: first sample: %s", err.msg)) {
+        unlink(log);
+        setenv("DIFFCR_CUDASIM_ALLOC_LOG", log, 1);
+        rc = dc_model_sample(m, out, cond, B, H, W, NULL, 2, 0, NULL, NULL, &st, &err);
+        unsetenv("DIFFCR_CUDASIM_ALLOC_LOG");
+        int lines = 0, ch;
+        FILE *f = fopen(log, "r");
+        char first[128] = "";
+        if (f) {
+            if (!fgets(first, sizeof first, f))
+                first[0] = '\0';
+            rewind(f);
+            while ((ch = fgetc(f)) != EOF)
+                lines += ch == '\n';
+            fclose(f);
+        }
+        unlink(log);
+        gc_check(rc == DC_OK && lines == 0,
+                 "a second %dx%d sample (%d network calls) allocates no GPU or pinned memory: %d allocations%s%s",
+                 H, W, st.model_calls, lines, lines ? ", first: " : "", first);
+    }
+    dc_model_close(m);
+    free(cond), free(out);
+}
+
 static void check_sampler(void)
 {
     const int B = 2, H = 64, W = 64;
@@ -715,6 +767,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < ncases; i++)
         run_case(&cases[i], 1000 + 7 * (uint64_t)i);
     check_device_sampler();
+    check_sampling_allocates_nothing();
     if (!quick)
         check_sampler();
     gc_close_backends();
