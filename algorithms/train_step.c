@@ -102,7 +102,8 @@ int dc_trainer_create(dc_trainer **out, const dc_train_config *cfg, dc_backend *
         if (!tr->xt || !tr->tgt || !tr->out || !tr->dout || !tr->tin || !tr->m || !tr->v || !tr->ema ||
             !tr->d_cond || !tr->d_x || !tr->d_out || !tr->d_dout ||
             (!be->is_host && (!tr->hparams || !tr->d_m || !tr->d_v || !tr->d_ema)))
-            rc = dc_fail(err, DC_ERR_NOMEM, "out of memory for training buffers (batch %d, %dx%d)", B, T, T);
+            rc = dc_fail(err, DC_ERR_NOMEM, "out of %s memory for training buffers (batch %d, %dx%d)",
+                         dc_backend_memory_name(be), B, T, T);
     }
     if (rc == DC_OK) {   /* DiffCR's init; the EMA copy starts equal to the weights (deepcopy) */
         float *p = dc_trainer_params(tr);

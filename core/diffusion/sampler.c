@@ -294,7 +294,8 @@ int dc_sampler_run(const dc_noise_schedule *ns, const dc_sampler_options *opt,
     if (!work) {
         own = be ? dc_alloc_floats(be, need) : malloc(need * sizeof *own);
         if (!own)
-            return dc_fail(err, DC_ERR_NOMEM, "sampler: cannot allocate %zu floats of workspace", need);
+            return dc_fail(err, DC_ERR_NOMEM, "sampler: out of %s memory for %zu floats of workspace",
+                           be ? dc_backend_memory_name(be) : "host", need);
         work = own;
     } else if (work_floats < need) {
         return dc_fail(err, DC_ERR_ARG, "sampler: workspace of %zu floats, need %zu", work_floats, need);

@@ -135,8 +135,10 @@ int dc_unet_create(dc_unet **out, const dc_unet_config *cfg, dc_backend *be, dc_
     }
     net->params = dc_alloc_floats(be, net->tab.total);
     if (!net->params) {
+        const size_t total = net->tab.total; /* read before the network is freed */
         dc_unet_destroy(net);
-        return dc_fail(err, DC_ERR_NOMEM, "out of memory for %zu parameters", net->tab.total);
+        return dc_fail(err, DC_ERR_NOMEM, "out of %s memory for the network's %zu parameters (%.1f MB)",
+                       dc_backend_memory_name(be), total, (double)total * sizeof(float) / 1e6);
     }
     net->inf.mem.be = be;
     net->tr.mem.be = be;
@@ -264,7 +266,8 @@ static int infer_alloc(dc_unet *net, int B, int H, int W, dc_error *err)
     if (a->failed) {
         arena_release(a);
         ws->ready = 0;
-        return dc_fail(err, DC_ERR_NOMEM, "out of memory for the inference workspace (%dx%dx%d)", B, PH, PW);
+        return dc_fail(err, DC_ERR_NOMEM, "out of %s memory for the inference workspace (batch %d, %dx%d): "
+                       "use smaller tiles or fewer tiles per call", dc_backend_memory_name(net->be), B, PH, PW);
     }
     ws->ready = 1;
     ws->B = B, ws->H = H, ws->W = W, ws->PH = PH, ws->PW = PW;
@@ -487,7 +490,8 @@ static int train_alloc(dc_unet *net, int B, int H, int W, dc_error *err)
         free(stores);
         ws->stores = NULL;
         ws->ready = 0;
-        return dc_fail(err, DC_ERR_NOMEM, "out of memory for the training workspace (%dx%dx%d)", B, PH, PW);
+        return dc_fail(err, DC_ERR_NOMEM, "out of %s memory for the training workspace (batch %d, %dx%d): "
+                       "use a smaller batch or crop", dc_backend_memory_name(net->be), B, PH, PW);
     }
     ws->ready = 1;
     ws->B = B, ws->H = H, ws->W = W, ws->PH = PH, ws->PW = PW;
@@ -621,7 +625,8 @@ int dc_unet_backward(dc_unet *net, const float *dout, dc_error *err)
     if (!net->grads) {
         net->grads = dc_alloc_floats(be, net->tab.total);
         if (!net->grads)
-            return dc_fail(err, DC_ERR_NOMEM, "out of memory for %zu gradients", net->tab.total);
+            return dc_fail(err, DC_ERR_NOMEM, "out of %s memory for %zu gradients", dc_backend_memory_name(be),
+                           net->tab.total);
     }
     const dc_unet_config *cfg = &net->cfg;
     const unet_layout *lay = &net->lay;

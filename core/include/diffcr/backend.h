@@ -155,6 +155,9 @@ struct dc_backend {
     void (*destroy)(dc_backend *be);
 };
 
+/* "GPU" or "host": where a backend's tensors live, for out-of-memory messages. */
+static inline const char *dc_backend_memory_name(const dc_backend *be) { return be->is_host ? "host" : "GPU"; }
+
 /* Create a backend by name: "auto" (cuda if a GPU and the CUDA module are usable, else cpu),
  * "cpu", "ref", "cuda" (device 0), "cuda:N". threads <= 0 means all cores (OMP default).
  * Returns DC_OK and *out, or a one-line error such as "device 'cuda' requested but no CUDA GPU
