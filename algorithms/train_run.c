@@ -18,10 +18,12 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "diffcr/backend.h"
 #include "diffcr/checkpoint.h"
 #include "diffcr/config.h"
+#include "diffcr/tb_events.h"
 #include "diffcr/train.h"
 
 typedef struct run {
@@ -41,6 +43,7 @@ typedef struct run {
     long long nhist;
     double last_loss;
     long long skipped, skipped_in_a_row;
+    int created_out;         /* the output folder did not exist before this run */
 } run;
 
 /* Book-keeping of skipped (non-finite) steps; `done` is the step just finished (1-based). */
@@ -196,6 +199,8 @@ static int setup(run *r, dc_error *err)
         snprintf(r->out, sizeof r->out, "%s", o->out_dir);
     else
         snprintf(r->out, sizeof r->out, "runs/%s", c->name);
+    struct stat sb;
+    r->created_out = stat(r->out, &sb) != 0;
     if ((rc = mkdirs(r->out, err)) != DC_OK)
         return rc;
     snprintf(r->ckpt, sizeof r->ckpt, "%s/checkpoint.safetensors", r->out);
@@ -276,6 +281,22 @@ static int setup(run *r, dc_error *err)
     return DC_OK;
 }
 
+/* A run that fails before its first step leaves nothing behind: the empty metrics.jsonl and event
+ * file it opened, then tb/ and the output folder if they are empty and this run made the folder
+ * (rmdir refuses a folder that holds anything, so earlier results are never touched). */
+static void remove_empty_run(const run *r, const char *metrics, const char *events)
+{
+    if (metrics[0])
+        unlink(metrics);
+    if (events[0])
+        unlink(events);
+    char tb[4200];
+    snprintf(tb, sizeof tb, "%s/tb", r->out);
+    rmdir(tb);
+    if (r->created_out)
+        rmdir(r->out);
+}
+
 static void teardown(run *r)
 {
     dc_loader_destroy(r->loader);
@@ -296,7 +317,10 @@ int dc_train_run(const dc_train_run_options *o, dc_error *err)
     r.o = o;
     int rc = setup(&r, err);
     if (rc != DC_OK) {
+        int fresh = !o->resume && r.out[0];
         teardown(&r);
+        if (fresh)
+            remove_empty_run(&r, "", "");   /* setup failed before the log was opened */
         return rc;
     }
     const dc_train_config *c = &r.cfg;
@@ -370,6 +394,16 @@ int dc_train_run(const dc_train_run_options *o, dc_error *err)
         if (rc == DC_OK && interrupted)
             rc = dc_fail(err, DC_ERR_CANCELLED, "interrupted at step %lld; resume with --resume %s", done, r.ckpt);
     }
+    /* failed before the first step of a fresh run: the files it opened hold nothing */
+    const int nothing_done = rc != DC_OK && rc != DC_ERR_CANCELLED && done == r.start && !o->resume;
+    char metrics[sizeof r.log.path] = "", events[4400] = "";
+    if (nothing_done) {
+        snprintf(metrics, sizeof metrics, "%s", r.log.path);
+        if (r.log.tb)
+            snprintf(events, sizeof events, "%s", dc_tb_path(r.log.tb));
+    }
     teardown(&r);
+    if (nothing_done)
+        remove_empty_run(&r, metrics, events);
     return rc;
 }

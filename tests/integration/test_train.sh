@@ -133,8 +133,10 @@ $TRAIN -c "$T/sim.json" --out "$T/sim" $ARGS --iters 3 2>"$T/sim.log" && grep -q
 # 9. bad inputs: one-line errors, non-zero exits
 one_line_error() { [ "$(grep -c '^diffcr-train: ' "$1")" -ge 1 ] && grep -q "$2" "$1"; }
 cfg missing.json 'datasets.train.which_dataset={"name":"Sen2_MTC_New_Multi","args":{"data_root":"nowhere","mode":"train"}}'
-if ! $TRAIN -c "$T/missing.json" --out "$T/m" $ARGS --iters 2 2>"$T/m.log" && one_line_error "$T/m.log" "nowhere"; then
-  ok "missing dataset folder: $(tail -n 1 "$T/m.log")"; else bad "missing dataset folder"; cat "$T/m.log"; fi
+# (a run that fails before its first step removes the output folder it created)
+if ! $TRAIN -c "$T/missing.json" --out "$T/m" $ARGS --iters 2 2>"$T/m.log" && one_line_error "$T/m.log" "nowhere" &&
+   [ ! -e "$T/m" ]; then
+  ok "missing dataset folder, no output folder left: $(tail -n 1 "$T/m.log")"; else bad "missing dataset folder"; cat "$T/m.log"; fi
 cfg badimg.json 'datasets.train.which_dataset.args.csv="csv/bad.csv"' 'train.val_iter=0'
 if $TRAIN -c "$T/badimg.json" --out "$T/bi" $ARGS --iters 2 --no-val 2>"$T/bi.log" && [ "$(grep -c 'warning: skipping sample' "$T/bi.log")" -eq 2 ]; then
   ok "bad images skipped with warnings"; else bad "bad images skipped"; cat "$T/bi.log"; fi
@@ -143,7 +145,8 @@ if ! $TRAIN -c "$T/badimg.json" --out "$T/bi2" $ARGS --iters 2 --no-val --strict
 cfg typo.json 'train.n_iters=5'
 $TRAIN -c "$T/typo.json" --out "$T/ty" $ARGS --iters 1 --no-val 2>"$T/ty.log" && grep -q "unknown config key 'train.n_iters'" "$T/ty.log" &&
   ok "unknown config key warned" || { bad "unknown config key"; cat "$T/ty.log"; }
-# a NaN in a sample (a float raster's nodata): a one-line error naming the file, band and pixel
+# a NaN in a sample (a float raster's nodata): a one-line error naming the file, band and pixel;
+# the first step fails, so the run leaves nothing (its empty metrics.jsonl, tb/ and folder go)
 $PY - "$T/csv" <<'PYEOF'
 import sys, numpy as np
 from osgeo import gdal
@@ -161,7 +164,7 @@ open(d + "/nan.csv", "w").write(open(d + "/train.csv").read().splitlines()[0] + 
 PYEOF
 cfg nan.json 'datasets.train.which_dataset.args.csv="csv/nan.csv"' 'datasets.train.dataloader.args.batch_size=1' 'train.val_iter=0'
 if ! $TRAIN -c "$T/nan.json" --out "$T/nan" $ARGS --iters 2 --no-val 2>"$T/nan.log" &&
-   one_line_error "$T/nan.log" "nan.tif: band 1 is nan at pixel (5, 3)" && [ ! -e "$T/nan/model.safetensors" ]; then
+   one_line_error "$T/nan.log" "nan.tif: band 1 is nan at pixel (5, 3)" && [ ! -e "$T/nan" ]; then
   ok "NaN in a sample: $(tail -n 1 "$T/nan.log")"; else bad "NaN in a sample"; cat "$T/nan.log"; fi
 
 # divergence: at lr 10 the gradient norm reaches 1e33 at step 2 (its square would overflow Adam's
