@@ -36,18 +36,20 @@ static void print_stats(void)
 }
 
 /* At exit: the statistics, then free what no call is using (a reader thread still running at
- * exit keeps its model; the process is going away anyway). */
+ * exit keeps its model; the process is going away anyway). Models on a GPU are left to the
+ * process's end: the CUDA runtime installs its own exit handler when first used, which runs
+ * before this one, so cuDNN/cuBLAS/cudaFree calls here would meet a library already torn down. */
 static void at_exit(void)
 {
     pthread_mutex_lock(&models_lock);
     const char *env = getenv("DECLOUD_STATS");
     if (cache && (stats_wanted || (env && CPLTestBool(env))))
         print_stats();
-    int busy = 0;
+    int kept = 0; /* a model still referenced may still use the cache */
     for (dcp_model_ref **p = &models; *p;) {
         dcp_model_ref *r = *p;
-        if (r->refs > 0) {
-            busy = 1;
+        if (r->refs > 0 || r->model->on_device) {
+            kept = 1;
             p = &r->next;
             continue;
         }
@@ -57,7 +59,7 @@ static void at_exit(void)
         free(r);
         nmodels--;
     }
-    if (!busy) {
+    if (!kept) {
         dc_tile_cache_destroy(cache);
         cache = NULL;
     }

@@ -22,6 +22,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -63,6 +64,23 @@ void dc_sim_fail(const char *fmt, ...)
     va_end(ap);
     fflush(stderr);
     abort();
+}
+
+/* The runtime's own exit handler: a real CUDA runtime registers one when it is first used and
+ * tears itself down in it, so a call from an exit handler registered before that (a GDAL plugin's,
+ * say) meets a library that is gone: cudaErrorCudartUnloading, or a crash inside cuDNN. The
+ * simulator stops the process there, naming the call, so a test sees the bug. */
+static std::atomic<bool> g_unloaded{false};
+
+static void runtime_exit_handler(void) { g_unloaded = true; }
+
+static void runtime_used(const char *call)
+{
+    static std::once_flag once;
+    std::call_once(once, [] { atexit(runtime_exit_handler); });
+    if (g_unloaded)
+        dc_sim_fail("%s called after the CUDA runtime's exit handler ran: free GPU resources before exit, "
+                    "not from an exit handler registered before the first CUDA call", call);
 }
 
 static thread_local cudaError_t tls_last_error = cudaSuccess;
@@ -143,6 +161,7 @@ static thread_local int tls_device = 0;
 
 cudaError_t cudaGetDeviceCount(int *count)
 {
+    runtime_used("cudaGetDeviceCount");
     if (!count)
         return record(cudaErrorInvalidValue);
     *count = device_count();
@@ -151,6 +170,7 @@ cudaError_t cudaGetDeviceCount(int *count)
 
 cudaError_t cudaSetDevice(int device)
 {
+    runtime_used("cudaSetDevice");
     if (device < 0 || device >= device_count())
         return record(cudaErrorInvalidDevice);
     tls_device = device;
@@ -213,8 +233,8 @@ struct registry {
 };
 registry &mem()
 {
-    static registry r;
-    return r;
+    static registry *r = new registry; /* never destroyed: see all_queues() */
+    return *r;
 }
 
 /* Is [p, p + bytes) inside one allocation of `m`? One-past-the-end counts for bytes == 0. */
@@ -259,6 +279,7 @@ static void log_allocation(const char *call, size_t bytes)
 
 cudaError_t cudaMalloc(void **ptr, size_t bytes)
 {
+    runtime_used("cudaMalloc");
     log_allocation("cudaMalloc", bytes);
     if (!ptr)
         return record(cudaErrorInvalidValue);
@@ -289,6 +310,7 @@ cudaError_t cudaMalloc(void **ptr, size_t bytes)
 
 cudaError_t cudaFree(void *ptr)
 {
+    runtime_used("cudaFree");
     if (!ptr)
         return cudaSuccess;
     flush_stream(); /* cudaFree synchronises the device */
@@ -306,6 +328,7 @@ cudaError_t cudaFree(void *ptr)
 
 cudaError_t cudaMallocHost(void **ptr, size_t bytes)
 {
+    runtime_used("cudaMallocHost");
     log_allocation("cudaMallocHost", bytes);
     if (!ptr)
         return record(cudaErrorInvalidValue);
@@ -320,6 +343,7 @@ cudaError_t cudaMallocHost(void **ptr, size_t bytes)
 
 cudaError_t cudaFreeHost(void *ptr)
 {
+    runtime_used("cudaFreeHost");
     if (!ptr)
         return cudaSuccess;
     flush_stream();
@@ -342,10 +366,12 @@ struct work_queue {
     std::vector<std::function<void()>> items;
 };
 std::mutex queues_lock;
+/* Never destroyed, like the registry: exit handlers registered before the first CUDA call (a
+ * GDAL plugin's, say) run after static destructors and may still free memory. */
 std::vector<std::unique_ptr<work_queue>> &all_queues()
 {
-    static std::vector<std::unique_ptr<work_queue>> q;
-    return q;
+    static auto *q = new std::vector<std::unique_ptr<work_queue>>;
+    return *q;
 }
 /* A raw pointer, not a thread_local object: pthread-key destructors (the backend's per-thread
  * scratch) run after C++ thread_local destructors and still call cudaFree, which flushes. */
@@ -382,6 +408,7 @@ void dc_sim_enqueue(cudaStream_t stream, std::function<void()> work)
 
 cudaError_t cudaStreamSynchronize(cudaStream_t stream)
 {
+    runtime_used("cudaStreamSynchronize");
     if (!valid_stream(stream))
         return record(cudaErrorInvalidResourceHandle);
     flush_stream();
@@ -390,6 +417,7 @@ cudaError_t cudaStreamSynchronize(cudaStream_t stream)
 
 cudaError_t cudaDeviceSynchronize(void)
 {
+    runtime_used("cudaDeviceSynchronize");
     flush_stream();
     return cudaSuccess;
 }
@@ -469,6 +497,7 @@ cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind 
 
 cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind, cudaStream_t stream)
 {
+    runtime_used("cudaMemcpyAsync");
     return memcpy_checked(dst, src, bytes, kind, true, stream);
 }
 
@@ -493,6 +522,7 @@ cudaError_t cudaMemset(void *p, int value, size_t bytes) { return memset_checked
 
 cudaError_t cudaMemsetAsync(void *p, int value, size_t bytes, cudaStream_t stream)
 {
+    runtime_used("cudaMemsetAsync");
     return memset_checked(p, value, bytes, true, stream);
 }
 
@@ -881,6 +911,7 @@ void *dc_sim_dynamic_smem(void)
 void dc_sim_launch_grid(const char *name, const void *kernel, const dc_sim_config &cfg, const void *const *pointers,
                         const size_t n_pointers, std::function<void()> body)
 {
+    runtime_used(name);
     const dim3 g = cfg.grid, bl = cfg.block;
     size_t threads = (size_t)bl.x * bl.y * bl.z;
     if (!g.x || !g.y || !g.z || g.x > 0x7fffffffu || g.y > 65535 || g.z > 65535 || !threads || threads > 1024 ||

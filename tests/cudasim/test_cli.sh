@@ -2,7 +2,7 @@
 # The programs on the CUDA backend's own kernels (the cudasim module, tests/cudasim/README.md):
 # diffcr-decloud --device cuda against --device ref, every precision accepted end to end, and what
 # a user sees when the GPU runs out of memory (a one-line error, exit 1, no output file) or is too
-# old for bf16. Usage: test_cli.sh BUILD_DIR SOURCE_DIR CUDASIM_MODULE
+# old for bf16, and the GDAL plugin on the GPU path. Usage: test_cli.sh BUILD_DIR SOURCE_DIR MODULE
 set -u
 BUILD=$(cd "$1" && pwd) SRC=$(cd "$2" && pwd) MODULE=$(realpath "$3")
 DEC=$BUILD/algorithms/diffcr-decloud
@@ -51,6 +51,24 @@ if DIFFCR_CUDASIM_SM=75 "$DEC" "${common[@]}" --device cuda --precision bf16 old
 elif grep -q "needs an Ampere or newer GPU" old.log && [ ! -e old.tif ]; then
   ok "bf16 on sm_75: $(cat old.log)"
 else bad "bf16 on sm_75"; cat old.log; fi
+
+# 4. the GDAL plugin on the GPU path: gdal_translate of a device=cuda VRT gives diffcr-decloud's
+#    pixels exactly, exits cleanly (its exit handler must not call into a CUDA runtime that is
+#    already shut down), and 4 Python threads reading one VRT share the GPU model safely
+if [ -e "$BUILD/plugin/gdal_decloud.so" ]; then
+  export GDAL_DRIVER_PATH=$BUILD/plugin
+  if ! "$DEC" "${common[@]}" --device cuda cuda1.tif || ! "$DEC" "${common[@]}" --device cuda --vrt cuda.vrt; then
+    bad "decloud for the plugin"
+  fi
+  if gdal_translate -q cuda.vrt plugin.tif 2>plugin.log && $PY "$SRC/tests/integration/plugin_check.py" same cuda1.tif plugin.tif >>plugin.log 2>&1; then
+    ok "plugin on the GPU path: same pixels as diffcr-decloud --device cuda, clean exit"
+  else bad "plugin on the GPU path"; cat plugin.log; fi
+  if $PY "$SRC/tests/integration/plugin_check.py" threads cuda.vrt cuda1.tif >threads.log 2>&1; then
+    ok "plugin on the GPU path: $(grep '^ok' threads.log)"
+  else bad "plugin threads on the GPU path"; cat threads.log; fi
+else
+  echo "skip plugin checks: gdal_decloud.so not built"
+fi
 
 [ "$fail" = 0 ] && echo "test_cli: passed" || echo "test_cli: FAILED"
 exit $fail

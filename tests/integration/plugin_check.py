@@ -69,8 +69,9 @@ def read(vrt, ref):
 def threads(vrt, ref):
     _, r = arr(ref)
     H, W = r.shape[-2:]
+    cw, ch = min(77, W), min(61, H)  # the bottom-right corner window, clipped for small rasters
     windows = [(0, 0, W // 2, H // 2), (W // 3, H // 4, W // 2, H // 2),
-               (W - 77, H - 61, 77, 61), (5, H // 2, W - 10, H // 2 - 3)]
+               (W - cw, H - ch, cw, ch), (5, H // 2, W - 10, H // 2 - 3)]
     errors = []
     barrier = threading.Barrier(len(windows))
 
