@@ -332,6 +332,8 @@ else
     # shellcheck disable=SC2086 # BENCH_ARGS: extra options, word-split on purpose
     # DIFFCR_CUDA_LOG: cuDNN's algorithm choice per shape, precision and direction, kept in the log
     DIFFCR_CUDA_LOG=1 run_step bench_gpu "$T_BENCH" "$BENCHBIN" --python "$PY" ${BENCH_ARGS:-}
+    # diffcr's own figures per precision come first (kept even when a timeout cut the run short)
+    grep -E '^\[(fp32|tf32|fp16|bf16)\] forward' "$OUT/bench_gpu.log"
     sed -n '/^GPU:/,/^BENCH_JSON/p' "$OUT/bench_gpu.log" | grep -v -e '^BENCH_JSON' -e '^diffcr cuda:'
     grep -m1 'PyTorch figures unavailable' "$OUT/bench_gpu.log" && NOTES[${#NOTES[@]} - 1]="no PyTorch figures"
 fi
