@@ -233,6 +233,8 @@ int dc_decloud_run(const dc_decloud_options *o, GDALProgressFunc progress, void 
     int have_out = 0, have_unc = 0, keep_tmp = 0;
 
     int rc = dc_decloud_open_model(&model, o, err);
+    if (rc == DC_OK && model->note[0] && o->notice)
+        o->notice(model->note, o->notice_arg);
     if (rc == DC_OK)
         rc = dc_decloud_setup_open(&setup, o, model, err);
     if (rc != DC_OK)

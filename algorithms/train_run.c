@@ -240,8 +240,12 @@ static int setup(run *r, dc_error *err)
         return rc;
     if ((rc = dc_backend_create(&r->be, o->device ? o->device : "auto", o->threads, err)) != DC_OK)
         return rc;
-    if (prec != DC_PRECISION_FP32 && (rc = r->be->set_precision(r->be, prec, err)) != DC_OK)
+    int ignored = 0;
+    if ((rc = dc_backend_apply_precision(r->be, o->device, prec, &ignored, err)) != DC_OK)
         return rc;
+    if (ignored)
+        fprintf(stderr, "diffcr-train: warning: precision '%s' ignored: device auto chose the CPU, which computes in fp32\n",
+                dc_precision_name(prec));
     if ((rc = dc_trainer_create(&r->tr, c, r->be, c->batch, r->train->tile, r->seed, err)) != DC_OK)
         return rc;
     if (o->resume) {

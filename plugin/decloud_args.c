@@ -277,8 +277,8 @@ int dcp_args_parse(dcp_args *a, CSLConstList args, char *msg, size_t n)
     char key[4096];
     if (o->weights)
         snprintf(key, sizeof key, "weights=%s|steps=%d|order=%d|sampler=%s|seed=%d|threads=%d|"
-                 "device=%s", o->weights, o->steps, o->order, o->sampler, o->seed, o->threads,
-                 o->device);
+                 "device=%s|precision=%s", o->weights, o->steps, o->order, o->sampler, o->seed, o->threads,
+                 o->device, o->precision ? o->precision : "fp32");
     else
         snprintf(key, sizeof key, "model=%s", o->model_name);
     a->model_key = CPLStrdup(key);

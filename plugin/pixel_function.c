@@ -225,6 +225,9 @@ CPLErr dcp_decloud_pixel_function(void **sources, int nsources, void *data, int 
         rc = compute(&a, cols, rows, nbx, nby, out, msg, sizeof msg);
         CPLPopErrorHandler();
         CPLErrorReset();
+        char note[160];
+        if (dcp_take_note(note, sizeof note))
+            CPLError(CE_Warning, CPLE_AppDefined, "decloud: %s", note);
     }
     if (rc == 0) {
         for (int j = 0; j < nby; j++)

@@ -27,6 +27,19 @@ static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static dc_tile_cache *cache;
 static int stats_wanted; /* under models_lock */
 
+static char pending_note[160]; /* under models_lock */
+
+int dcp_take_note(char *buf, size_t size)
+{
+    pthread_mutex_lock(&models_lock);
+    int have = pending_note[0] != '\0';
+    if (have)
+        snprintf(buf, size, "%s", pending_note);
+    pending_note[0] = '\0';
+    pthread_mutex_unlock(&models_lock);
+    return have;
+}
+
 static void print_stats(void)
 {
     dc_tile_cache_stats s;
@@ -137,6 +150,8 @@ int dcp_model_acquire(const dcp_args *a, dc_tile_model **model, dcp_model_ref **
                 r = NULL;
                 rc = dc_fail(err, DC_ERR_NOMEM, "out of memory");
             } else {
+                if (m->note[0]) /* once per model load; reported by the pixel function */
+                    snprintf(pending_note, sizeof pending_note, "%s", m->note);
                 r->key = key;
                 r->model = m;
                 r->next = models;

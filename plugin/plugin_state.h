@@ -27,6 +27,11 @@ int dcp_model_acquire(const dcp_args *a, dc_tile_model **model, dcp_model_ref **
                       dc_tile_cache **cache, dc_error *err);
 void dcp_model_release(dcp_model_ref *ref);
 
+/* A model loaded since the last call may carry a remark for the user (dc_tile_model.note, e.g. a
+ * precision that auto's CPU ignores). Copies it into buf and forgets it; 0 when there is none.
+ * The pixel function reports it as a warning once its quiet error handler is popped. */
+int dcp_take_note(char *buf, size_t size);
+
 /* Remember that statistics were asked for (the config option may be gone at exit), and report
  * the counters through CPLDebug. */
 void dcp_stats_note(void);

@@ -182,6 +182,20 @@ int dc_backend_create(dc_backend **out, const char *name, int threads, dc_error 
     return dc_fail(err, DC_ERR_ARG, "unknown device '%s' (expected auto, cpu, ref, cuda or cuda:N)", name);
 }
 
+static int device_is_auto(const char *name) { return !name || !*name || strcmp(name, "auto") == 0; }
+
+int dc_backend_apply_precision(dc_backend *be, const char *device, dc_precision p, int *ignored, dc_error *err)
+{
+    *ignored = 0;
+    if (p == DC_PRECISION_FP32)
+        return DC_OK;
+    if (be->is_host && device_is_auto(device)) {
+        *ignored = 1; /* a wish for the GPU; the CPU that auto chose computes in fp32 */
+        return DC_OK;
+    }
+    return be->set_precision(be, p, err);
+}
+
 void dc_backend_destroy(dc_backend *be)
 {
     if (be)

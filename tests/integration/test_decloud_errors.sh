@@ -43,6 +43,14 @@ expect_error cpu_tf32 "precision 'tf32' needs the cuda device" --weights "$MODEL
 if ! nvidia-smi -L >/dev/null 2>&1; then
   expect_error no_gpu "device 'cuda' requested but .*--device cpu" --weights "$MODEL" --device cuda d1.tif d2.tif d3.tif out.tif
   expect_error no_gpu_n "device 'cuda:1' requested but" --weights "$MODEL" --device cuda:1 d1.tif d2.tif d3.tif out.tif
+  # --device auto: a reduced precision is a wish for the GPU; on the CPU it runs in fp32 and says so
+  small=(--weights "$MODEL" --steps 2 --tile 64 -te 500000 4599360 500640 4600000 -tr 10 10 d1.tif d2.tif d3.tif)
+  if "$DECLOUD" "${small[@]}" --device auto --precision tf32 auto_tf32.tif 2>auto.txt &&
+     grep -q "precision 'tf32' ignored: device auto chose the CPU" auto.txt &&
+     "$DECLOUD" "${small[@]}" -q --device cpu cpu_fp32.tif && cmp -s <(gdalinfo -checksum auto_tf32.tif | grep Checksum) \
+       <(gdalinfo -checksum cpu_fp32.tif | grep Checksum); then
+    pass "auto + tf32 without a GPU: fp32 on the CPU, with a notice"
+  else fail "auto + tf32 without a GPU"; cat auto.txt; fi
 fi
 
 # read-only target for --in-place (mode bits honoured even for root)

@@ -25,6 +25,13 @@ run_ok vrt_batch "$DECLOUD" "${opts[@]}" --batch 2 --vrt batch.vrt
 grep -q 'batch="2"' batch.vrt && pass "batch in the VRT" || fail "batch in the VRT"
 run_ok batch gdal_translate -q batch.vrt batch.tif
 run_ok batch_same $CHECK same ref.tif batch.tif
+# precision with device auto and no GPU: fp32 on the CPU (same pixels), one warning saying so
+if ! nvidia-smi -L >/dev/null 2>&1; then
+  run_ok vrt_tf32 "$DECLOUD" "${opts[@]}" --precision tf32 --vrt tf32.vrt
+  if gdal_translate -q tf32.vrt tf32.tif 2>tf32.log && [ "$(grep -c "precision 'tf32' ignored: device auto chose the CPU" tf32.log)" = 1 ] &&
+     $CHECK same ref.tif tf32.tif >/dev/null; then pass "auto + tf32 VRT without a GPU: fp32 pixels, one warning"
+  else fail "auto + tf32 VRT without a GPU"; cat tf32.log; fi
+fi
 # an override: another seed through --config gives other pixels (and other tiles in the cache)
 run_ok seed_override gdal_translate -q --config DECLOUD_SEED 8 model.vrt seed8.tif
 if $CHECK same ref.tif seed8.tif >/dev/null 2>&1; then fail "DECLOUD_SEED had no effect"; else pass "DECLOUD_SEED overrides the VRT"; fi

@@ -145,6 +145,14 @@ if ! $TRAIN -c "$T/badimg.json" --out "$T/bi2" $ARGS --iters 2 --no-val --strict
 cfg typo.json 'train.n_iters=5'
 $TRAIN -c "$T/typo.json" --out "$T/ty" $ARGS --iters 1 --no-val 2>"$T/ty.log" && grep -q "unknown config key 'train.n_iters'" "$T/ty.log" &&
   ok "unknown config key warned" || { bad "unknown config key"; cat "$T/ty.log"; }
+# a precision with --device cpu is refused; with auto and no GPU it is ignored with a warning
+if ! $TRAIN -c "$T/typo.json" --out "$T/p1" --threads 1 --device cpu --precision bf16 --iters 1 --no-val 2>"$T/p1.log" &&
+   one_line_error "$T/p1.log" "precision 'bf16' needs the cuda device"; then ok "cpu + bf16 refused"; else bad "cpu + bf16"; cat "$T/p1.log"; fi
+if ! nvidia-smi -L >/dev/null 2>&1; then
+  if $TRAIN -c "$T/typo.json" --out "$T/p2" --threads 1 --device auto --precision bf16 --iters 1 --no-val 2>"$T/p2.log" &&
+     grep -q "warning: precision 'bf16' ignored: device auto chose the CPU" "$T/p2.log"; then ok "auto + bf16 without a GPU: trains in fp32, warns"
+  else bad "auto + bf16 without a GPU"; cat "$T/p2.log"; fi
+fi
 # a NaN in a sample (a float raster's nodata): a one-line error naming the file, band and pixel;
 # the first step fails, so the run leaves nothing (its empty metrics.jsonl, tb/ and folder go)
 $PY - "$T/csv" <<'PYEOF'

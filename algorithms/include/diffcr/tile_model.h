@@ -27,6 +27,7 @@ typedef struct dc_tile_model {
     int tile;             /* preferred tile side (multiple of 16) */
     double scale, offset; /* model value = DN * scale + offset (DiffCR: 1/5000, -1) */
     int on_device;        /* runs on a GPU: the pipeline then reads the next strip meanwhile */
+    char note[160];       /* a remark for the user about how it runs (e.g. a precision ignored), or "" */
     /* cond: [h][w][ndates*nbands] channels-last, date-major channels, already scaled, no
      * missing values; out: [h][w][nbands]. tile_key identifies the tile in raster space
      * (dc_tile_key), sample = 0..K-1 selects the noise stream; the result must depend only on
