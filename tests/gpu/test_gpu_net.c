@@ -47,6 +47,8 @@
 #define TOL_GRAD 1e-3
 #define TOL_LOWP 5e-2
 #define TOL_LOWP_GRAD 1e-2
+/* bf16 keeps 7 mantissa bits to tf32/fp16's 10 (8x the rounding): simulated 5.1e-3..5.8e-3 */
+#define TOL_LOWP_GRAD_BF16 2e-2
 /* Sampler: a DPM-Solver++ step is a fixed linear combination of x_t and the x0 predictions, and
  * dynamic thresholding (a quantile, then clamp and divide by s >= 1) is 1-Lipschitz in each, so a
  * per-call network difference stays of its own order through the 21 calls instead of compounding.
@@ -469,8 +471,9 @@ static void check_backward_precisions(fixture *f)
             for (size_t k = 0; k < n; k++)
                 d2 += ((double)g[k] - r[k]) * ((double)g[k] - r[k]), r2 += (double)r[k] * r[k];
             double rel = r2 > 0 ? sqrt(d2 / r2) : sqrt(d2);
-            gc_check(rel <= TOL_LOWP_GRAD, "%s: relative L2 error of all %zu gradients %.3g tol %.0e", label(f, what),
-                     n, rel, TOL_LOWP_GRAD);
+            const double tol = ps[i] == DC_PRECISION_BF16 ? TOL_LOWP_GRAD_BF16 : TOL_LOWP_GRAD;
+            gc_check(rel <= tol, "%s: relative L2 error of all %zu gradients %.3g tol %.0e", label(f, what), n, rel,
+                     tol);
         }
         free(r), free(g);
     }
