@@ -357,6 +357,25 @@ static int workspace_for(cuda_state *st, size_t need, dc_error *err)
 /* --- the table entries ----------------------------------------------------------------------- */
 
 static size_t out_pixels(const dc_conv_desc *d) { return (size_t)d->N * dc_conv_out_h(d) * dc_conv_out_w(d); }
+static size_t in_numel(const dc_conv_desc *d) { return (size_t)d->N * d->H * d->W * d->C; }
+
+/* The filter in the form the plan's descriptor reads: its bf16 copy, its cuDNN-order copy, or
+ * the weight itself (1x1 and depthwise layouts coincide). */
+static int plan_filter(cuda_state *st, const cuda_conv_plan *p, const float *weight, const dc_conv_desc *d,
+                       const void **out, dc_error *err)
+{
+    *out = weight;
+    if (p->precision == DC_PRECISION_BF16) {
+        const uint16_t *wb;
+        DC_TRY(bf16_weight(st, weight, d, &wb, err));
+        *out = wb;
+    } else if (needs_relayout(d)) {
+        const float *wk;
+        DC_TRY(krsc_weight(st, weight, d, &wk, err));
+        *out = wk;
+    }
+    return DC_OK;
+}
 
 int cuda_conv2d_forward(dc_backend *be, float *out, const float *inp, const float *weight,
                         const float *bias, const dc_conv_desc *d, dc_error *err)
@@ -373,20 +392,15 @@ int cuda_conv2d_forward(dc_backend *be, float *out, const float *inp, const floa
         DC_TRY(plan_get(st, d, &p, err));
         if (!p->have_fwd)
             DC_TRY(choose_fwd(st, p, err));
-        const void *x = inp, *w = weight;
+        const void *x = inp, *w;
         void *y = out;
         uint16_t *yb = NULL;
+        DC_TRY(plan_filter(st, p, weight, d, &w, err));
         if (p->precision == DC_PRECISION_BF16) {
             uint16_t *xb;
-            const uint16_t *wb;
-            DC_TRY(bf16_weight(st, weight, d, &wb, err));
-            DC_TRY(bf16_scratch(st, 0, inp, (size_t)d->N * d->H * d->W * d->C, &xb, err));
+            DC_TRY(bf16_scratch(st, 0, inp, in_numel(d), &xb, err));
             DC_TRY(bf16_scratch(st, 2, NULL, out_pixels(d) * d->K, &yb, err));
-            x = xb, w = wb, y = yb;
-        } else if (needs_relayout(d)) {
-            const float *wk;
-            DC_TRY(krsc_weight(st, weight, d, &wk, err));
-            w = wk;
+            x = xb, y = yb;
         }
         const float one = 1.0f, zero = 0.0f;
         DC_TRY(workspace_for(st, p->fwd_ws, err));
@@ -420,7 +434,7 @@ int cuda_conv2d_backward(dc_backend *be, float *dinp, float *dweight, float *dbi
         DC_TRY(plan_get(st, d, &p, err));
         const float one = 1.0f, zero = 0.0f;
         const int bf16 = p->precision == DC_PRECISION_BF16;
-        const size_t n_in = (size_t)d->N * d->H * d->W * d->C, n_out = out_pixels(d) * d->K;
+        const size_t n_in = in_numel(d), n_out = out_pixels(d) * d->K;
         const void *dy = dout;
         if (bf16 && (dinp || dweight)) {
             uint16_t *dyb;
@@ -430,18 +444,13 @@ int cuda_conv2d_backward(dc_backend *be, float *dinp, float *dweight, float *dbi
         if (dinp) {
             if (!p->have_bwd_data)
                 DC_TRY(choose_bwd_data(st, p, err));
-            const void *w = weight;
+            const void *w;
             void *dx = dinp;
             uint16_t *dxb = NULL;
+            DC_TRY(plan_filter(st, p, weight, d, &w, err));
             if (bf16) {
-                const uint16_t *wb;
-                DC_TRY(bf16_weight(st, weight, d, &wb, err));
                 DC_TRY(bf16_scratch(st, 0, NULL, n_in, &dxb, err));
-                w = wb, dx = dxb;
-            } else if (needs_relayout(d)) {
-                const float *wk;
-                DC_TRY(krsc_weight(st, weight, d, &wk, err));
-                w = wk;
+                dx = dxb;
             }
             DC_TRY(workspace_for(st, p->bwd_data_ws, err));
             DC_TRY(cudnn_check(cudnnSetConvolutionMathType(p->conv, p->bwd_data_math), "cudnnSetConvolutionMathType", err));
