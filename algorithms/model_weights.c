@@ -121,9 +121,7 @@ int dc_tile_model_open_weights(dc_tile_model **out, const char *path,
     m->scale = dc_model_scale(wm->model);
     m->offset = dc_model_offset(wm->model);
     m->on_device = dc_model_on_device(wm->model);
-    if (mo.precision != dc_model_precision(wm->model))
-        snprintf(m->note, sizeof m->note, "precision '%s' ignored: device auto chose the CPU, which computes in fp32",
-                 dc_precision_name(mo.precision));
+    snprintf(m->note, sizeof m->note, "%s", dc_model_note(wm->model));
     m->run_tile = run_weights_tile;
     m->run_tiles = run_weights_tiles;
     wm->deterministic = mo.sampler.kind == DC_SAMPLER_DPM_SOLVER_PP ||

@@ -240,12 +240,11 @@ static int setup(run *r, dc_error *err)
         return rc;
     if ((rc = dc_backend_create(&r->be, o->device ? o->device : "auto", o->threads, err)) != DC_OK)
         return rc;
-    int ignored = 0;
-    if ((rc = dc_backend_apply_precision(r->be, o->device, prec, &ignored, err)) != DC_OK)
+    char note[160];
+    if ((rc = dc_backend_apply_precision(r->be, o->device, prec, note, sizeof note, err)) != DC_OK)
         return rc;
-    if (ignored)
-        fprintf(stderr, "diffcr-train: warning: precision '%s' ignored: device auto chose the CPU, which computes in fp32\n",
-                dc_precision_name(prec));
+    if (note[0])
+        fprintf(stderr, "diffcr-train: warning: %s\n", note);
     if ((rc = dc_trainer_create(&r->tr, c, r->be, c->batch, r->train->tile, r->seed, err)) != DC_OK)
         return rc;
     if (o->resume) {
@@ -285,22 +284,6 @@ static int setup(run *r, dc_error *err)
     return DC_OK;
 }
 
-/* A run that fails before its first step leaves nothing behind: the empty metrics.jsonl and event
- * file it opened, then tb/ and the output folder if they are empty and this run made the folder
- * (rmdir refuses a folder that holds anything, so earlier results are never touched). */
-static void remove_empty_run(const run *r, const char *metrics, const char *events)
-{
-    if (metrics[0])
-        unlink(metrics);
-    if (events[0])
-        unlink(events);
-    char tb[4200];
-    snprintf(tb, sizeof tb, "%s/tb", r->out);
-    rmdir(tb);
-    if (r->created_out)
-        rmdir(r->out);
-}
-
 static void teardown(run *r)
 {
     dc_loader_destroy(r->loader);
@@ -314,6 +297,29 @@ static void teardown(run *r)
     free(r->hist_step), free(r->hist_loss);
 }
 
+/* Teardown of a fresh run that failed before its first step: it leaves nothing behind. The files
+ * it opened (metrics.jsonl, the event file) hold nothing; then tb/ and the output folder go if they
+ * are empty and this run made the folder (rmdir refuses a folder that holds anything, so earlier
+ * results are never touched). */
+static void teardown_empty_run(run *r)
+{
+    char metrics[sizeof r->log.path] = "", events[4400] = "";
+    if (r->log.jsonl)
+        snprintf(metrics, sizeof metrics, "%s", r->log.path);
+    if (r->log.tb)
+        snprintf(events, sizeof events, "%s", dc_tb_path(r->log.tb));
+    teardown(r);
+    if (metrics[0])
+        unlink(metrics);
+    if (events[0])
+        unlink(events);
+    char tb[4200];
+    snprintf(tb, sizeof tb, "%s/tb", r->out);
+    rmdir(tb);
+    if (r->created_out)
+        rmdir(r->out);
+}
+
 int dc_train_run(const dc_train_run_options *o, dc_error *err)
 {
     run r;
@@ -321,10 +327,10 @@ int dc_train_run(const dc_train_run_options *o, dc_error *err)
     r.o = o;
     int rc = setup(&r, err);
     if (rc != DC_OK) {
-        int fresh = !o->resume && r.out[0];
-        teardown(&r);
-        if (fresh)
-            remove_empty_run(&r, "", "");   /* setup failed before the log was opened */
+        if (!o->resume && r.out[0])
+            teardown_empty_run(&r);
+        else
+            teardown(&r);
         return rc;
     }
     const dc_train_config *c = &r.cfg;
@@ -398,16 +404,9 @@ int dc_train_run(const dc_train_run_options *o, dc_error *err)
         if (rc == DC_OK && interrupted)
             rc = dc_fail(err, DC_ERR_CANCELLED, "interrupted at step %lld; resume with --resume %s", done, r.ckpt);
     }
-    /* failed before the first step of a fresh run: the files it opened hold nothing */
-    const int nothing_done = rc != DC_OK && rc != DC_ERR_CANCELLED && done == r.start && !o->resume;
-    char metrics[sizeof r.log.path] = "", events[4400] = "";
-    if (nothing_done) {
-        snprintf(metrics, sizeof metrics, "%s", r.log.path);
-        if (r.log.tb)
-            snprintf(events, sizeof events, "%s", dc_tb_path(r.log.tb));
-    }
-    teardown(&r);
-    if (nothing_done)
-        remove_empty_run(&r, metrics, events);
+    if (rc != DC_OK && rc != DC_ERR_CANCELLED && done == r.start && !o->resume)
+        teardown_empty_run(&r);
+    else
+        teardown(&r);
     return rc;
 }

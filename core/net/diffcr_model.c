@@ -28,6 +28,7 @@ struct dc_model {
     double scale, offset;
     int tile;
     char bands[64];
+    char note[160];               /* for the user, e.g. a precision auto's CPU ignores; or "" */
     /* per-size buffers, reused while (B, H, W) holds */
     int B, H, W;
     float *work;                  /* sampler workspace, on the backend */
@@ -151,11 +152,8 @@ int dc_model_open(dc_model **out, const char *weights_path, const dc_model_optio
         rc = dc_sampler_validate(&m->ns, &m->opt.sampler, err);
     if (rc == DC_OK)
         rc = dc_backend_create(&m->be, o->device, o->threads, err);
-    int ignored = 0;
     if (rc == DC_OK)
-        rc = dc_backend_apply_precision(m->be, o->device, o->precision, &ignored, err);
-    if (ignored)
-        m->opt.precision = DC_PRECISION_FP32;
+        rc = dc_backend_apply_precision(m->be, o->device, o->precision, m->note, sizeof m->note, err);
     if (rc == DC_OK)
         rc = dc_unet_create(&m->net, &m->cfg, m->be, err);
     if (rc == DC_OK)
@@ -200,7 +198,7 @@ int dc_model_tile(const dc_model *m) { return m->tile; }
 const char *dc_model_bands(const dc_model *m) { return m->bands; }
 const char *dc_model_backend_name(const dc_model *m) { return m->be->name; }
 int dc_model_on_device(const dc_model *m) { return !m->be->is_host; }
-dc_precision dc_model_precision(const dc_model *m) { return m->opt.precision; }
+const char *dc_model_note(const dc_model *m) { return m->note; }
 dc_time_input dc_model_time_input(const dc_model *m) { return m->time_input; }
 
 /* The sampler's view of the network: x0 = UNet(cached condition, x_t, tin); x and x0 are the

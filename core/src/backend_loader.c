@@ -184,13 +184,15 @@ int dc_backend_create(dc_backend **out, const char *name, int threads, dc_error 
 
 static int device_is_auto(const char *name) { return !name || !*name || strcmp(name, "auto") == 0; }
 
-int dc_backend_apply_precision(dc_backend *be, const char *device, dc_precision p, int *ignored, dc_error *err)
+int dc_backend_apply_precision(dc_backend *be, const char *device, dc_precision p, char *note, size_t note_size,
+                               dc_error *err)
 {
-    *ignored = 0;
+    note[0] = '\0';
     if (p == DC_PRECISION_FP32)
         return DC_OK;
-    if (be->is_host && device_is_auto(device)) {
-        *ignored = 1; /* a wish for the GPU; the CPU that auto chose computes in fp32 */
+    if (be->is_host && device_is_auto(device)) { /* a wish for the GPU; the CPU computes in fp32 */
+        snprintf(note, note_size, "precision '%s' ignored: device auto chose the CPU, which computes in fp32",
+                 dc_precision_name(p));
         return DC_OK;
     }
     return be->set_precision(be, p, err);

@@ -173,10 +173,11 @@ int dc_backend_create(dc_backend **out, const char *name, int threads, dc_error 
 const char *dc_cuda_unavailable_reason(void);
 void dc_backend_destroy(dc_backend *be);
 /* Set precision p on a backend made for `device`. For "auto" (or NULL) a reduced precision is a
- * wish for the GPU: when auto chose the CPU it stays fp32 and *ignored is set, so that one command
- * (or VRT) runs on any machine and the caller can say so. On an explicit device a precision the
- * backend cannot do is its error ("precision 'tf32' needs the cuda device"). */
-int dc_backend_apply_precision(dc_backend *be, const char *device, dc_precision p, int *ignored, dc_error *err);
+ * wish for the GPU: when auto chose the CPU it stays fp32 and `note` gets the one-line remark to
+ * show the user (else ""), so that one command (or VRT) runs on any machine. On an explicit device
+ * a precision the backend cannot do is its error ("precision 'tf32' needs the cuda device"). */
+int dc_backend_apply_precision(dc_backend *be, const char *device, dc_precision p, char *note, size_t note_size,
+                               dc_error *err);
 
 /* The CUDA module's entry point (core/cuda) and the ABI check it makes: a module built against
  * another dc_backend layout refuses to load. */

@@ -50,9 +50,9 @@ const char *dc_model_bands(const dc_model *m);
 const char *dc_model_backend_name(const dc_model *m);
 /* 1 when the network runs in device (non-host) memory, e.g. on a GPU. */
 int dc_model_on_device(const dc_model *m);
-/* The convolution arithmetic in force: the one asked for, or fp32 where --device auto chose the
- * CPU (dc_backend_apply_precision). */
-dc_precision dc_model_precision(const dc_model *m);
+/* A one-line remark on how the model runs, for the user (e.g. a precision ignored because --device
+ * auto chose the CPU: dc_backend_apply_precision), or "". */
+const char *dc_model_note(const dc_model *m);
 dc_time_input dc_model_time_input(const dc_model *m);
 
 /* Remove clouds from B tiles: cond [B,H,W,ndates*C] NHWC in the model's range (dates date-major in
