@@ -125,6 +125,12 @@ static inline void gc_open_backends(void)
             gc.be[1]->is_host ? "host" : "device");
 }
 
+/* Which stand-in the device under test is, from its description: the CUDA simulator
+ * (tests/cudasim: the real kernels, observable allocations, a settable GPU generation) or the
+ * emulated device (tests/emulated: reference maths, every precision computed in fp32). */
+static inline int gc_dut_is_cudasim(void) { return strstr(gc.be[1]->description, "cudasim") != NULL; }
+static inline int gc_dut_is_emulated(void) { return strstr(gc.be[1]->description, "emulated") != NULL; }
+
 static inline void gc_close_backends(void)
 {
     for (int s = 0; s < 2; s++) {

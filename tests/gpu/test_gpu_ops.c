@@ -81,7 +81,7 @@ static void test_errors(void)
                  dc_precision_name((dc_precision)p), err.msg);
     }
     dut->set_precision(dut, DC_PRECISION_FP32, &err);
-    if (strstr(dut->description, "cudasim")) {
+    if (gc_dut_is_cudasim()) {
         /* a Turing GPU: bf16 refused at once with the reason, the other precisions accepted */
         setenv("DIFFCR_CUDASIM_SM", "75", 1);
         dc_backend *old = NULL;
@@ -697,7 +697,7 @@ static float host_bf16(float v)
 static void test_conv_bf16_rounding(void)
 {
     dc_backend *dut = gc.be[1];
-    if (strstr(dut->description, "emulated")) {
+    if (gc_dut_is_emulated()) {
         gc_info("bf16 rounding: not checked on the emulated device (it computes every precision in fp32)");
         return;
     }
