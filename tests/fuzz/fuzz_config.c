@@ -11,6 +11,7 @@
 
 #include "diffcr/config.h"
 #include "diffcr/train.h"
+#include "fuzz_text.h"
 
 static void warn(const char *msg, void *arg)
 {
@@ -20,11 +21,9 @@ static void warn(const char *msg, void *arg)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    char *text = malloc(size + 1);
+    char *text = fuzz_text(data, size);
     if (!text)
         return 0;
-    memcpy(text, data, size);
-    text[size] = '\0';
     dc_error err;
 
     cJSON *root = NULL;

@@ -11,14 +11,13 @@
 #include <cpl_string.h>
 
 #include "decloud_args.h"
+#include "fuzz_text.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    char *text = malloc(size + 1);
+    char *text = fuzz_text(data, size);
     if (!text)
         return 0;
-    memcpy(text, data, size);
-    text[size] = '\0';
     char **args = NULL;
     for (char *line = text, *nl; line; line = nl) {
         nl = strchr(line, '\n');
